@@ -1,0 +1,37 @@
+# jaybird: `make test` sets up everything the suite needs and runs it.
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMP  := $(VENV)/.installed
+
+.PHONY: test lint typecheck pytest peers venv bench-parser clean
+
+venv: $(STAMP)
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q -e '.[test]'
+	touch $(STAMP)
+
+# Third-party peers the interop tests start (Debian packages; installed when root).
+peers:
+	bash scripts/install-peers.sh
+
+lint: venv
+	$(VENV)/bin/ruff check jaybird tests bench
+	$(VENV)/bin/ruff format --check jaybird tests bench
+
+typecheck: venv
+	$(VENV)/bin/mypy
+
+pytest: venv peers
+	$(VENV)/bin/pytest -q -p no:cacheprovider
+
+test: lint typecheck pytest
+
+bench-parser: venv
+	$(PY) bench/parser.py
+
+clean:
+	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis
