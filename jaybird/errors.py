@@ -19,6 +19,7 @@ from jaybird.xml.element import XML_LANG, Element
 
 __all__ = [
     "AuthenticationError",
+    "ConfigError",
     "JaybirdError",
     "LocalProtocolError",
     "RemoteProtocolError",
@@ -305,6 +306,18 @@ class AuthenticationError(JaybirdError):
                 except ValueError:
                     condition = SASLCondition.NOT_AUTHORIZED
         return cls(condition, text)
+
+
+class ConfigError(JaybirdError):
+    """A configuration value is unknown or invalid: ``source`` names the file, ``key`` the dotted path."""
+
+    def __init__(self, source: str, key: str | None, reason: str, *, line: int | None = None) -> None:
+        where = source if line is None else f"{source}:{line}"
+        super().__init__(f"{where}: {key}: {reason}" if key else f"{where}: {reason}")
+        self.source = source
+        self.key = key
+        self.reason = reason
+        self.line = line
 
 
 class LocalProtocolError(JaybirdError):

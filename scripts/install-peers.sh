@@ -1,21 +1,63 @@
 #!/usr/bin/env bash
-# Installs the third-party XMPP software the interop tests run against.
-# Debian packages need root; without root the interop tests that need them are reported as skipped.
+# Installs the third-party XMPP software the interop tests start themselves (Debian 12 packages), and makes
+# sure no system-wide Prosody is running: the tests run private instances on their own loopback ports.
+# Idempotent and silent when there is nothing to do. Without root, missing packages are reported and the
+# interop tests skip (or fail, when CI is set).
 set -euo pipefail
-need=()
-command -v prosody >/dev/null 2>&1 || need+=(prosody)
-command -v go-sendxmpp >/dev/null 2>&1 || need+=(go-sendxmpp)
-command -v openssl >/dev/null 2>&1 || need+=(openssl)
-if [ ${#need[@]} -eq 0 ]; then
-    exit 0
+
+# lua-unbound is only a Recommends of prosody: without it Prosody falls back to its legacy DNS resolver.
+packages=(prosody lua-unbound go-sendxmpp openssl)
+
+missing=()
+for pkg in "${packages[@]}"; do
+    if ! dpkg-query -W -f='${Status}\n' "$pkg" 2>/dev/null | grep -qx 'install ok installed'; then
+        missing+=("$pkg")
+    fi
+done
+
+if [ ${#missing[@]} -gt 0 ]; then
+    if [ "$(id -u)" -ne 0 ]; then
+        echo "install-peers: not root, cannot install: ${missing[*]}" >&2
+        if [ -n "${CI:-}" ] && [ "${CI}" != "false" ] && [ "${CI}" != "0" ]; then
+            exit 1
+        fi
+        exit 0
+    fi
+    log=$(mktemp)
+    policy_created=0
+    # Keep the packages' maintainer scripts from starting a system-wide Prosody at all.
+    if [ ! -e /usr/sbin/policy-rc.d ]; then
+        printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
+        chmod 755 /usr/sbin/policy-rc.d
+        policy_created=1
+    fi
+    cleanup() {
+        if [ "$policy_created" -eq 1 ]; then rm -f /usr/sbin/policy-rc.d; fi
+        rm -f "$log"
+    }
+    trap cleanup EXIT
+    export DEBIAN_FRONTEND=noninteractive
+    if ! { apt-get update -qq && apt-get install -y -qq --no-install-recommends "${missing[@]}"; } >"$log" 2>&1
+    then
+        cat "$log" >&2
+        echo "install-peers: apt-get failed installing: ${missing[*]}" >&2
+        exit 1
+    fi
+    echo "install-peers: installed ${missing[*]}"
 fi
-if [ "$(id -u)" -ne 0 ]; then
-    echo "install-peers: not root; cannot install ${need[*]} (interop tests needing them will skip)" >&2
-    exit 0
+
+# A system instance started anyway (by an older install, or an init system ignoring policy-rc.d) is stopped.
+if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
+    systemctl stop prosody
 fi
-echo "install-peers: installing ${need[*]}"
-export DEBIAN_FRONTEND=noninteractive
-apt-get update -qq
-apt-get install -y -qq --no-install-recommends "${need[@]}" >/dev/null
-# The Debian package tries to start a system-wide instance; the tests run private ones.
-if command -v service >/dev/null 2>&1; then service prosody stop >/dev/null 2>&1 || true; fi
+pidfile=/run/prosody/prosody.pid
+if [ -r "$pidfile" ]; then
+    pid=$(cat "$pidfile")
+    if [ -n "$pid" ] && kill -0 "$pid" 2>/dev/null; then
+        kill -TERM "$pid"
+        for _ in $(seq 50); do
+            kill -0 "$pid" 2>/dev/null || break
+            sleep 0.1
+        done
+    fi
+fi
