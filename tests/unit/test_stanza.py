@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 import pytest
 
 from jaybird import ns
@@ -25,7 +27,7 @@ PING = ns.clark(ns.PING, "ping")
 
 
 class Ping:
-    name = PING
+    name: ClassVar[str] = PING
 
     @classmethod
     def from_element(cls, element: Element) -> Ping:
