@@ -1,0 +1,1 @@
+"""The jaybird XMPP server: core, sessions, routing, storage."""
