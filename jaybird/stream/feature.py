@@ -1,0 +1,203 @@
+"""Stream features as values (Mellium's model) and the data their negotiations hand back to the machine.
+
+A :class:`StreamFeature` says which element selects it, which :class:`SessionState` bits it needs and
+forbids, and gives pure functions for each side: the receiving side advertises it and starts a negotiation
+when an element it accepts arrives; the initiating side parses the advertisement into an :class:`Offer`,
+decides whether to negotiate, and starts its own negotiation. A negotiation consumes elements (and the
+driver's answers) and returns a :class:`Step`: what to send, events to report, state bits gained, whether
+the stream restarts. It never writes anything itself, so the machine stays one table-driven loop and a new
+feature (stream management, dialback, a component handshake) is one more value in the list.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from jaybird.errors import LocalProtocolError, RemoteProtocolError, StanzaError, StreamError, StreamErrorCondition
+from jaybird.jid import JID
+from jaybird.sasl import ChannelBinding, Credentials
+from jaybird.stream.config import InitiatingConfig, ReceivingConfig
+from jaybird.stream.events import Event
+from jaybird.stream.state import Role, SessionState, StreamKind
+from jaybird.xml.element import Element
+
+__all__ = [
+    "Answer",
+    "BindAccepted",
+    "BindRefused",
+    "CredentialsProvided",
+    "Negotiation",
+    "NegotiationContext",
+    "Offer",
+    "Outcome",
+    "RetryAuthentication",
+    "Step",
+    "StreamFeature",
+    "TLSEstablished",
+]
+
+
+@dataclass(slots=True)
+class NegotiationContext:
+    """What a feature may read about the stream. Owned and updated by the machine only."""
+
+    role: Role
+    kind: StreamKind
+    state: SessionState
+    #: Receiving side: the served domain the peer addressed; initiating side: the domain we connect to.
+    domain: str
+    stream_id: str | None = None
+    channel_binding: ChannelBinding | None = None
+    #: The authenticated identity (bare JID for c2s).
+    identity: JID | None = None
+    #: The bound full JID (c2s).
+    jid: JID | None = None
+    initiating_config: InitiatingConfig | None = None
+    receiving_config: ReceivingConfig | None = None
+
+    @property
+    def initiating(self) -> InitiatingConfig:
+        if self.initiating_config is None:
+            raise LocalProtocolError("an initiating-side feature used on a receiving stream")
+        return self.initiating_config
+
+    @property
+    def receiving(self) -> ReceivingConfig:
+        if self.receiving_config is None:
+            raise LocalProtocolError("a receiving-side feature used on an initiating stream")
+        return self.receiving_config
+
+
+# -- the driver's answers to request events ----------------------------------------------------------------
+@dataclass(frozen=True, slots=True)
+class TLSEstablished:
+    channel_binding: ChannelBinding | None
+
+
+@dataclass(frozen=True, slots=True)
+class CredentialsProvided:
+    credentials: Credentials | None
+
+
+@dataclass(frozen=True, slots=True)
+class BindAccepted:
+    jid: JID
+
+
+@dataclass(frozen=True, slots=True)
+class BindRefused:
+    error: StanzaError
+
+
+@dataclass(frozen=True, slots=True)
+class RetryAuthentication:
+    password: str | None
+
+
+Answer = TLSEstablished | CredentialsProvided | BindAccepted | BindRefused | RetryAuthentication
+
+
+class Outcome(enum.Enum):
+    CONTINUE = "continue"  # the negotiation goes on
+    FINISHED = "finished"  # the feature is negotiated on this stream
+    ABANDONED = "abandoned"  # this attempt is over without success; the feature may be tried again
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """What one negotiation step asks the machine to do."""
+
+    send: tuple[Element, ...] = ()
+    events: tuple[Event, ...] = ()
+    outcome: Outcome = Outcome.CONTINUE
+    gained: SessionState = SessionState.NONE
+    #: Restart the stream after sending (RFC 6120 §4.3.3): after TLS and after SASL success.
+    restart: bool = False
+    identity: JID | None = None
+    jid: JID | None = None
+    #: Waiting for the driver's answer: elements arriving meanwhile are held back until it comes.
+    awaiting: bool = False
+    #: This side gives up (its own policy): the machine closes the stream and reports NegotiationFailed.
+    failure: str | None = None
+    #: The peer went too far: after sending, the machine closes the stream with this error.
+    error: StreamError | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class Offer:
+    """A feature as the receiving entity advertised it (initiating side). Features subclass it."""
+
+    required: bool = False
+
+
+class Negotiation:
+    """One negotiation of one feature on one stream, for one side. Subclasses override what they handle."""
+
+    def start(self) -> Step:
+        """Initiating side: the first elements to send."""
+        return Step()
+
+    def receive(self, element: Element) -> Step:
+        raise RemoteProtocolError.of(StreamErrorCondition.POLICY_VIOLATION, f"unexpected {element.name}")
+
+    def resume(self, answer: Answer) -> Step:
+        raise LocalProtocolError(f"{type(answer).__name__} is not expected now")
+
+
+def _never(_ctx: NegotiationContext) -> bool:
+    return False
+
+
+def _no_advertisement(_ctx: NegotiationContext) -> Element | None:
+    return None
+
+
+def _accepts_nothing(_element: Element) -> bool:
+    return False
+
+
+def _plain_offer(element: Element) -> Offer:
+    return Offer(required=any(child.local == "required" for child in element.elements()))
+
+
+def _wanted_if_required(_ctx: NegotiationContext, offer: Offer) -> bool:
+    return offer.required
+
+
+def _no_negotiation(_ctx: NegotiationContext) -> Negotiation:
+    return Negotiation()
+
+
+def _no_initiator(_ctx: NegotiationContext, _offer: Offer) -> Negotiation:
+    return Negotiation()
+
+
+@dataclass(frozen=True, slots=True)
+class StreamFeature:
+    """One stream feature. ``name`` is the Clark name of its child of ``<stream:features/>``."""
+
+    name: str
+    #: Bits the stream must have for the feature to be offered / negotiated.
+    necessary: SessionState = SessionState.NONE
+    #: Bits that rule it out (STARTTLS once SECURE, SASL once AUTHENTICATED, ...).
+    prohibited: SessionState = SessionState.NONE
+    # -- receiving side
+    #: The child of ``<stream:features/>`` to advertise (None: not offered on this stream).
+    advertise: Callable[[NegotiationContext], Element | None] = _no_advertisement
+    #: Whether the initiating entity must negotiate it before the stream is ready.
+    required: Callable[[NegotiationContext], bool] = _never
+    #: Whether a top-level element starts this feature's negotiation.
+    accepts: Callable[[Element], bool] = _accepts_nothing
+    receiver: Callable[[NegotiationContext], Negotiation] = _no_negotiation
+    # -- initiating side
+    parse: Callable[[Element], Offer] = _plain_offer
+    #: Whether we negotiate it when offered (an offer that is required but not wanted fails the stream).
+    wanted: Callable[[NegotiationContext, Offer], bool] = _wanted_if_required
+    #: Whether we refuse a peer that does not offer it (our policy, e.g. ``require_tls``).
+    needed: Callable[[NegotiationContext], bool] = _never
+    initiator: Callable[[NegotiationContext, Offer], Negotiation] = _no_initiator
+
+    def usable(self, state: SessionState) -> bool:
+        return (state & self.necessary) == self.necessary and not (state & self.prohibited)

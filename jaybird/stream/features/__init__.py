@@ -1,0 +1,21 @@
+"""The built-in stream features and the default table for each kind of stream."""
+
+from __future__ import annotations
+
+from jaybird.stream.feature import StreamFeature
+from jaybird.stream.features.bind import BIND
+from jaybird.stream.features.sasl import SASL
+from jaybird.stream.features.session import LEGACY_SESSION
+from jaybird.stream.features.starttls import STARTTLS
+from jaybird.stream.state import StreamKind
+
+__all__ = ["BIND", "LEGACY_SESSION", "SASL", "STARTTLS", "default_features"]
+
+
+def default_features(kind: StreamKind) -> tuple[StreamFeature, ...]:
+    """The features negotiated in this order (RFC 6120 §4.3.2 leaves order to dependencies)."""
+    if kind is StreamKind.C2S:
+        return (STARTTLS, SASL, BIND, LEGACY_SESSION)
+    if kind is StreamKind.S2S:
+        return (STARTTLS, SASL)
+    return ()

@@ -1,0 +1,539 @@
+"""The XMPP stream machine: one sans-I/O class for both roles and every kind of stream.
+
+Bytes in (:meth:`XMPPStream.receive_data`) give events out; calls in (:meth:`~XMPPStream.send`,
+:meth:`~XMPPStream.close`, the answers to request events) give bytes out (:meth:`~XMPPStream.data_to_send`).
+Negotiation is table-driven over the :class:`~jaybird.stream.feature.StreamFeature` values it is given: the
+machine knows phases (header, features, negotiating, ready, closing), never a particular feature.
+
+Conventions (h11's):
+
+* The peer's fault: the machine queues the stream error and ``</stream:stream>`` (preceded by our header when
+  none was sent yet, RFC 6120 §4.9.1.2), the stream is over, and the call raises :class:`StreamViolation`
+  (a :class:`~jaybird.errors.RemoteProtocolError`) carrying the error sent and the events that came before it.
+  Flush ``data_to_send()`` and close the connection.
+* Our fault (misuse of the API, such as :meth:`~XMPPStream.send` before :class:`Ready`): the call raises
+  :class:`~jaybird.errors.LocalProtocolError` and nothing changes.
+* Our own policy refusing the peer (TLS required but not offered, no usable SASL mechanism): a
+  :class:`NegotiationFailed` event, and our close tag is queued.
+* The peer closing (``</stream:stream>``): :class:`StreamClosed`, and our own close tag is queued once (§4.4).
+  :attr:`~XMPPStream.closed` tells the driver that both sides are done.
+
+A stream restart (after TLS, after SASL success; §4.3.3) resets the parser. Bytes that arrived in the same
+read after the element causing a restart belong to no document and are dropped: the peer must wait for the
+restart before sending (§4.3.3), and after ``<proceed/>`` the bytes are TLS records the driver handles.
+
+Once ready, the per-stanza path is one dictionary-free branch per element in, one serialisation per
+element out; outgoing data is kept as a list of ``bytes`` joined in :meth:`~XMPPStream.data_to_send`.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Sequence
+
+from jaybird import ns
+from jaybird.errors import (
+    LocalProtocolError,
+    RemoteProtocolError,
+    StanzaError,
+    StreamError,
+    StreamErrorCondition,
+)
+from jaybird.jid import JID
+from jaybird.sasl import ChannelBinding, Credentials
+from jaybird.stream.config import InitiatingConfig, ReceivingConfig
+from jaybird.stream.events import (
+    Event,
+    FeaturesReceived,
+    NegotiationFailed,
+    Ready,
+    StanzaReceived,
+    StreamClosed,
+    StreamErrorReceived,
+    StreamViolation,
+)
+from jaybird.stream.feature import (
+    Answer,
+    BindAccepted,
+    BindRefused,
+    CredentialsProvided,
+    Negotiation,
+    NegotiationContext,
+    Offer,
+    Outcome,
+    RetryAuthentication,
+    Step,
+    StreamFeature,
+    TLSEstablished,
+)
+from jaybird.stream.features import default_features
+from jaybird.stream.header import CLOSE_TAG, build_header, check_header
+from jaybird.stream.state import Role, SessionState, StreamKind
+from jaybird.xml import parser
+from jaybird.xml.element import Element
+from jaybird.xml.serializer import serialize
+
+__all__ = ["Phase", "XMPPStream"]
+
+_STREAM_ERROR = ns.clark(ns.STREAM, "error")
+_STREAM_FEATURES = ns.clark(ns.STREAM, "features")
+_ElementReceived = parser.ElementReceived
+_C = StreamErrorCondition
+
+
+class Phase(enum.Enum):
+    HEADER = "header"  # waiting for the peer's stream header
+    FEATURES = "features"  # initiating side: waiting for <stream:features/>
+    NEGOTIATING = "negotiating"
+    READY = "ready"
+    CLOSING = "closing"  # our close tag is sent; waiting for the peer's
+    CLOSED = "closed"  # both sides closed, or a stream error ended the stream
+
+
+class XMPPStream:
+    """One XML stream, from either end. The role follows from the configuration's type."""
+
+    def __init__(
+        self,
+        config: InitiatingConfig | ReceivingConfig,
+        features: Sequence[StreamFeature] | None = None,
+        *,
+        max_stanza_bytes: int = 256 * 1024,
+        channel_binding: ChannelBinding | None = None,
+    ) -> None:
+        """``channel_binding``: for a connection that is TLS from the first byte (``already_secure``, XEP-0368),
+        the binding the driver read off the handshake; after STARTTLS it comes with :meth:`tls_established`."""
+        kind = config.kind
+        self._features = tuple(default_features(kind) if features is None else features)
+        self._kind = kind
+        self._content_ns = kind.content_ns
+        self._prefixes = dict(kind.prefixes)
+        self._parser = parser.XMLStreamParser(max_stanza_bytes=max_stanza_bytes)
+        self._out: list[bytes] = []
+        state = SessionState.S2S if kind is StreamKind.S2S else SessionState.NONE
+        if config.already_secure:
+            state |= SessionState.SECURE
+        if isinstance(config, InitiatingConfig):
+            self._role = Role.INITIATING
+            self._ctx = NegotiationContext(Role.INITIATING, kind, state, config.domain, initiating_config=config)
+        else:
+            self._role = Role.RECEIVING
+            state |= SessionState.RECEIVED
+            self._ctx = NegotiationContext(Role.RECEIVING, kind, state, "", receiving_config=config)
+        if channel_binding is not None:
+            if not config.already_secure:
+                raise LocalProtocolError("a channel binding needs a connection that is already secure")
+            self._ctx.channel_binding = channel_binding
+        self._phase = Phase.HEADER
+        self._header_sent = False
+        self._we_closed = False
+        self._peer_closed = False
+        self._restarted = False
+        self._peer_from: str | None = None  # receiving side: the initiator's 'from', echoed as 'to' (§4.7.2)
+        self._lang: str | None = None
+        # per stream (cleared on restart)
+        self._advertised: list[StreamFeature] = []
+        self._offers: list[tuple[StreamFeature, Offer]] = []
+        self._negotiated: set[str] = set()
+        self._negotiations: dict[str, Negotiation] = {}
+        self._active: tuple[StreamFeature, Negotiation] | None = None
+        self._awaiting = False
+        self._held: list[Element] = []
+        # receiving side, once ready: optional features the client may still use before its first stanza
+        self._late: list[StreamFeature] = []
+        self._fast = False
+        if self._role is Role.INITIATING:
+            self._send_header()
+
+    # -- properties ------------------------------------------------------------------------------------------
+    @property
+    def role(self) -> Role:
+        return self._role
+
+    @property
+    def kind(self) -> StreamKind:
+        return self._kind
+
+    @property
+    def phase(self) -> Phase:
+        return self._phase
+
+    @property
+    def state(self) -> SessionState:
+        return self._ctx.state
+
+    @property
+    def stream_id(self) -> str | None:
+        return self._ctx.stream_id
+
+    @property
+    def identity(self) -> JID | None:
+        """The authenticated identity (bare JID on c2s), once SASL succeeded."""
+        return self._ctx.identity
+
+    @property
+    def jid(self) -> JID | None:
+        """The bound full JID (c2s)."""
+        return self._ctx.jid
+
+    @property
+    def closed(self) -> bool:
+        """Nothing more will be sent or received: close the connection after flushing ``data_to_send()``."""
+        return self._phase is Phase.CLOSED
+
+    # -- bytes in, events out -----------------------------------------------------------------------------------
+    def receive_data(self, data: bytes) -> list[Event]:
+        """Feed bytes read from the transport (after TLS decryption); return what happened."""
+        out: list[Event] = []
+        if self._phase is Phase.CLOSED:
+            return out
+        try:
+            parsed = self._parser.feed(data)
+            fast = self._fast
+            for event in parsed:
+                if fast and event.__class__ is _ElementReceived:
+                    element = event.element
+                    if element.name != _STREAM_ERROR:
+                        out.append(StanzaReceived(element))
+                        continue
+                self._handle(event, out)
+                if self._restarted or self.closed:
+                    break
+                fast = self._fast
+        except RemoteProtocolError as e:
+            raise self._violation(e.error, out) from e
+        finally:
+            self._restarted = False
+        return out
+
+    def data_to_send(self) -> bytes:
+        """Everything queued for the transport since the last call."""
+        out = self._out
+        if not out:
+            return b""
+        data = out[0] if len(out) == 1 else b"".join(out)
+        out.clear()
+        return data
+
+    # -- calls in ---------------------------------------------------------------------------------------------
+    def send(self, stanza: Element) -> None:
+        """Queue a stanza (internally in ``jabber:client``; written in the stream's namespace)."""
+        if self._phase is not Phase.READY:
+            raise LocalProtocolError(f"cannot send a stanza while the stream is {self._phase.value}")
+        self._out.append(
+            serialize(
+                stanza, default_ns=self._content_ns, content_ns=self._content_ns, prefixes=self._prefixes
+            ).encode()
+        )
+
+    def close(self, error: StreamError | None = None) -> None:
+        """Close our side of the stream (§4.4), after a stream error if given (§4.9). Idempotent."""
+        if self._we_closed or self._phase is Phase.CLOSED:
+            return
+        if self._role is Role.RECEIVING and not self._header_sent:
+            self._send_header()  # §4.9.1.2: a stream error still needs a stream to travel on
+        if error is not None:
+            self._write(error.to_element())
+        self._out.append(CLOSE_TAG)
+        self._we_closed = True
+        self._awaiting = False
+        self._active = None
+        self._phase = Phase.CLOSED if self._peer_closed or error is not None else Phase.CLOSING
+
+    def tls_established(self, channel_binding: ChannelBinding | None) -> list[Event]:
+        """The TLS handshake asked for by :class:`TLSRequested` is done: restart the stream over it."""
+        self._check_waiting(TLSEstablished)
+        self._ctx.channel_binding = channel_binding
+        return self._resume(TLSEstablished(channel_binding))
+
+    def provide_credentials(self, credentials: Credentials | None) -> list[Event]:
+        """Answer :class:`CredentialsRequired` (None: no such account)."""
+        return self._resume(CredentialsProvided(credentials))
+
+    def complete_bind(self, jid: JID) -> list[Event]:
+        """Answer :class:`BindRequested` with the full JID the server core chose."""
+        return self._resume(BindAccepted(jid))
+
+    def fail_bind(self, error: StanzaError) -> list[Event]:
+        """Refuse :class:`BindRequested` (``conflict``, ``not-allowed``, ``bad-request``...; §7.7.2)."""
+        return self._resume(BindRefused(error))
+
+    def retry_authentication(self, password: str | None = None) -> list[Event]:
+        """After a retryable :class:`AuthenticationFailed` (initiating side): try again, maybe another password."""
+        return self._resume(RetryAuthentication(password))
+
+    # -- internals: writing ---------------------------------------------------------------------------------------
+    def _write(self, element: Element) -> None:
+        self._out.append(
+            serialize(
+                element, default_ns=self._content_ns, content_ns=self._content_ns, prefixes=self._prefixes
+            ).encode()
+        )
+
+    def _send_header(self) -> None:
+        ctx = self._ctx
+        if self._role is Role.INITIATING:
+            config = ctx.initiating
+            # §4.7.1: our address goes in 'from' only over a protected stream (it would leak otherwise).
+            secure = bool(ctx.state & SessionState.SECURE)
+            sender = str(config.jid.bare if self._kind is StreamKind.C2S else config.jid.domain)
+            header = build_header(
+                self._kind, from_=sender if secure else None, to=ctx.domain, stream_id=None, lang=config.lang
+            )
+        else:
+            config_r = ctx.receiving
+            ctx.stream_id = config_r.stream_id()  # §4.3.3: a new id after every restart
+            header = build_header(
+                self._kind,
+                from_=ctx.domain or None,
+                to=self._peer_from,
+                stream_id=ctx.stream_id,
+                lang=self._lang or config_r.default_lang,
+            )
+        self._out.append(header)
+        self._header_sent = True
+
+    # -- internals: reading ---------------------------------------------------------------------------------------
+    def _handle(self, event: parser.ParserEvent, out: list[Event]) -> None:
+        if isinstance(event, _ElementReceived):
+            self._on_element(event.element, out)
+        elif isinstance(event, parser.StreamOpened):
+            self._on_header(event, out)
+        else:
+            self._on_peer_close(out)
+
+    def _on_header(self, opened: parser.StreamOpened, out: list[Event]) -> None:
+        ctx = self._ctx
+        if self._role is Role.RECEIVING:
+            config = ctx.receiving
+            to = opened.attrs.get("to")
+            ctx.domain = to if to in config.domains else ""
+            self._peer_from = opened.attrs.get("from")
+            self._lang = opened.attrs.get(ns.clark(ns.XML, "lang"))
+            header = check_header(opened, self._kind)
+            if not ctx.domain:
+                raise RemoteProtocolError.of(_C.HOST_UNKNOWN, "this server does not serve that domain")
+            self._send_header()
+            out.append(header)
+            if config.see_other_host is not None:
+                self.close(StreamError(_C.SEE_OTHER_HOST, other_host=config.see_other_host))
+                return
+            self._advertise()
+            self._phase = Phase.NEGOTIATING
+            self._after_feature(out)
+        else:
+            header = check_header(opened, self._kind)
+            if header.stream_id is None:
+                raise RemoteProtocolError.of(_C.BAD_FORMAT, "the response header needs an id (§4.7.3)")
+            ctx.stream_id = header.stream_id
+            out.append(header)
+            self._phase = Phase.FEATURES
+
+    def _on_peer_close(self, out: list[Event]) -> None:
+        out.append(StreamClosed())
+        self._peer_closed = True
+        if not self._we_closed:
+            self._out.append(CLOSE_TAG)
+            self._we_closed = True
+        self._phase = Phase.CLOSED
+
+    def _on_element(self, element: Element, out: list[Event]) -> None:
+        if element.name == _STREAM_ERROR:
+            # §4.9.1.1: the peer closes after its error; we answer its close tag when it comes.
+            out.append(StreamErrorReceived(StreamError.from_element(element)))
+            return
+        phase = self._phase
+        if phase is Phase.NEGOTIATING:
+            self._on_negotiation_element(element, out)
+        elif phase is Phase.READY:
+            self._on_late_element(element, out)
+        elif phase is Phase.FEATURES:
+            if element.name != _STREAM_FEATURES:
+                raise RemoteProtocolError.of(_C.BAD_FORMAT, f"expected <stream:features/>, got {element.name}")
+            self._on_features(element, out)
+        elif phase is Phase.CLOSING and self._ctx.state & SessionState.READY:
+            # §4.4: after our close tag the peer may still finish sending what it had; deliver it.
+            out.append(StanzaReceived(element))
+
+    def _on_negotiation_element(self, element: Element, out: list[Event]) -> None:
+        if self._awaiting:
+            self._held.append(element)
+            return
+        if self._active is not None:
+            feature, negotiation = self._active
+            self._apply(feature, negotiation, negotiation.receive(element), out)
+            return
+        if self._role is Role.RECEIVING:
+            for feature in self._advertised:
+                if feature.name not in self._negotiated and feature.accepts(element):
+                    negotiation = self._negotiation(feature)
+                    self._apply(feature, negotiation, negotiation.receive(element), out)
+                    return
+            # §4.9.3.12: data before the stream is authenticated / negotiation is complete.
+            raise RemoteProtocolError.of(_C.NOT_AUTHORIZED, "stream negotiation is not complete")
+        raise RemoteProtocolError.of(_C.POLICY_VIOLATION, f"unexpected {element.name} during negotiation")
+
+    def _on_late_element(self, element: Element, out: list[Event]) -> None:
+        if self._active is not None:
+            feature, negotiation = self._active
+            self._apply(feature, negotiation, negotiation.receive(element), out)
+            return
+        for feature in self._late:
+            if feature.accepts(element):
+                negotiation = self._negotiation(feature)
+                self._apply(feature, negotiation, negotiation.receive(element), out)
+                return
+        # The first stanza ends the window for optional features: from here on, the fast path only.
+        self._late = []
+        self._fast = True
+        out.append(StanzaReceived(element))
+
+    def _negotiation(self, feature: StreamFeature) -> Negotiation:
+        negotiation = self._negotiations.get(feature.name)
+        if negotiation is None:
+            negotiation = feature.receiver(self._ctx)
+            self._negotiations[feature.name] = negotiation
+        return negotiation
+
+    # -- internals: negotiation ------------------------------------------------------------------------------------
+    def _advertise(self) -> None:
+        ctx = self._ctx
+        features = Element(_STREAM_FEATURES)
+        self._advertised = []
+        for feature in self._features:
+            if not feature.usable(ctx.state):
+                continue
+            child = feature.advertise(ctx)
+            if child is not None:
+                features.append(child)
+                self._advertised.append(feature)
+        self._write(features)  # §4.3.2: after every stream header, even when empty
+
+    def _on_features(self, element: Element, out: list[Event]) -> None:
+        names = tuple(child.name for child in element.elements())
+        self._offers = []
+        for feature in self._features:
+            child = element.find(feature.name)
+            if child is not None:
+                self._offers.append((feature, feature.parse(child)))
+        out.append(FeaturesReceived(names))
+        self._phase = Phase.NEGOTIATING
+        self._after_feature(out)
+
+    def _apply(self, feature: StreamFeature, negotiation: Negotiation, step: Step, out: list[Event]) -> None:
+        ctx = self._ctx
+        for element in step.send:
+            self._write(element)
+        out.extend(step.events)
+        if step.identity is not None:
+            ctx.identity = step.identity
+        if step.jid is not None:
+            ctx.jid = step.jid
+        ctx.state |= step.gained
+        if step.error is not None:
+            raise RemoteProtocolError(step.error)
+        if step.failure is not None:
+            out.append(NegotiationFailed(step.failure))
+            self.close()
+            return
+        self._awaiting = step.awaiting
+        if step.outcome is Outcome.CONTINUE:
+            self._active = (feature, negotiation)
+        else:
+            self._active = None
+            if step.outcome is Outcome.FINISHED:
+                self._negotiated.add(feature.name)
+            if step.restart:
+                self._restart()
+                return
+            self._after_feature(out)
+        if not self._awaiting and self._held:
+            held, self._held = self._held, []
+            for element in held:
+                if self._phase is Phase.CLOSED or self._restarted:
+                    break
+                self._on_element(element, out)
+
+    def _after_feature(self, out: list[Event]) -> None:
+        """Between two negotiations: pick the next feature (initiating) or see whether we are ready."""
+        if self._phase is not Phase.NEGOTIATING:
+            return
+        ctx = self._ctx
+        if self._role is Role.RECEIVING:
+            for feature in self._advertised:
+                if feature.name not in self._negotiated and feature.required(ctx):
+                    return
+            self._late = [f for f in self._advertised if f.name not in self._negotiated]
+            self._become_ready(out)
+            return
+        # Table order decides: a feature we need but the peer lacks fails only if reached before anything we
+        # can start (no SASL offer before TLS is fine; no STARTTLS offer at all is not, with require_tls).
+        offers = dict((feature.name, offer) for feature, offer in self._offers)
+        for feature in self._features:
+            if feature.name in self._negotiated or not feature.usable(ctx.state):
+                continue
+            offer = offers.get(feature.name)
+            if offer is None:
+                if feature.needed(ctx):
+                    self._give_up(f"the peer does not offer {feature.name}, which this side requires", out)
+                    return
+                continue
+            if feature.wanted(ctx, offer):
+                negotiation = feature.initiator(ctx, offer)
+                self._negotiations[feature.name] = negotiation
+                self._apply(feature, negotiation, negotiation.start(), out)
+                return
+            if offer.required:
+                self._give_up(f"the peer requires {feature.name}, which this side cannot negotiate", out)
+                return
+        self._become_ready(out)
+
+    def _become_ready(self, out: list[Event]) -> None:
+        ctx = self._ctx
+        ctx.state |= SessionState.READY
+        self._phase = Phase.READY
+        self._fast = not self._late and self._active is None
+        out.append(Ready(ctx.jid or ctx.identity))
+
+    def _give_up(self, reason: str, out: list[Event]) -> None:
+        out.append(NegotiationFailed(reason))
+        self.close()
+
+    def _restart(self) -> None:
+        self._parser.reset()
+        self._restarted = True
+        self._phase = Phase.HEADER
+        self._header_sent = False
+        self._advertised = []
+        self._offers = []
+        self._negotiated = set()
+        self._negotiations = {}
+        self._active = None
+        self._awaiting = False
+        self._held = []
+        if self._role is Role.INITIATING:
+            self._send_header()
+
+    def _check_waiting(self, answer: type[Answer]) -> None:
+        if self._active is None or not self._awaiting:
+            raise LocalProtocolError(f"nothing is waiting for {answer.__name__}")
+
+    def _resume(self, answer: Answer) -> list[Event]:
+        self._check_waiting(type(answer))
+        assert self._active is not None
+        feature, negotiation = self._active
+        out: list[Event] = []
+        try:
+            self._apply(feature, negotiation, negotiation.resume(answer), out)
+        except RemoteProtocolError as e:
+            raise self._violation(e.error, out) from e
+        finally:
+            self._restarted = False
+        return out
+
+    def _violation(self, error: StreamError, events: list[Event]) -> StreamViolation:
+        """The peer broke the protocol: send the error, close, and hand the exception to raise."""
+        if not self._we_closed and self._phase is not Phase.CLOSED:
+            self.close(error)
+        self._phase = Phase.CLOSED
+        return StreamViolation(error, events)
