@@ -1,0 +1,392 @@
+"""The incremental, sans-I/O XML stream parser: bytes in, :data:`ParserEvent` values out.
+
+One parser serves every transport (Prosody's choice): a TCP stream (root ``<stream:stream>``), a BOSH
+body (root ``<body/>`` of XEP-0124, one document per HTTP body) and WebSocket frames (``root=None``, RFC 7395:
+every top-level element is a document of its own and is reported as :class:`ElementReceived`).
+
+The engine is expat (``pyexpat``, in the standard library), chosen over lxml by ``bench/parser.py`` (see
+``docs/benchmarks.md``). It is driven so that the per-element Python work is one call per start tag, one per
+end tag and one per text run (``buffer_text``).
+
+Error conditions (RFC 6120):
+
+* DTD, entity or other markup declarations, comments, processing instructions, and references to entities
+  other than the five predefined ones -> ``restricted-xml`` (§11.1). A reference to an undeclared entity is
+  reported as ``restricted-xml`` rather than ``not-well-formed``: both would be correct for a document
+  without a DTD, but §11.1 names entity references as the thing a stream must not contain, which tells the
+  peer exactly what to fix. Character references (``&#65;``) are plain XML and allowed.
+* An XML declaration naming an encoding other than UTF-8 -> ``unsupported-encoding`` (§11.6).
+* An undeclared or reserved namespace prefix -> ``bad-namespace-prefix`` (§4.9.3.2).
+* Anything else that is not well-formed XML, including data after the root closed -> ``not-well-formed``
+  (§4.9.3.13, §11.3).
+* A root element outside the expected namespace -> ``invalid-namespace`` (§4.8.1, §4.9.3.10); the right
+  namespace but another local name -> ``bad-format`` (§4.9.3.1: XML the receiver cannot process).
+* Non-whitespace text directly inside the root, between stanzas -> ``bad-format`` (§4.9.3.1). It is
+  well-formed XML, so ``not-well-formed`` would be untrue; only whitespace (keepalives, §4.6.1) may appear.
+* A resource limit exceeded -> ``policy-violation`` (§4.9.3.14).
+
+A failure is final: every later :meth:`XMLStreamParser.feed` (and a :meth:`~XMLStreamParser.reset`) keeps
+raising the same stream error, because a stream error always ends the stream (§4.9.1).
+"""
+
+from __future__ import annotations
+
+import pyexpat
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from itertools import islice
+
+from jaybird import ns
+from jaybird.errors import RemoteProtocolError, StreamError, StreamErrorCondition
+from jaybird.xml.element import Element
+
+__all__ = ["ElementReceived", "ParserEvent", "StreamClosed", "StreamOpened", "XMLStreamParser"]
+
+_Condition = StreamErrorCondition
+
+
+@dataclass(frozen=True, slots=True)
+class StreamOpened:
+    """The root start tag arrived. ``attrs`` use plain or Clark names (``xml:lang`` in Clark notation).
+
+    ``default_ns`` is the namespace the root declared with ``xmlns`` (None when it declared none) and
+    ``prefixes`` maps each prefix the root declared to its namespace (``{"stream": ns.STREAM}``): the stream
+    machine checks both (RFC 6120 §4.8).
+    """
+
+    name: str
+    attrs: Mapping[str, str]
+    default_ns: str | None = None
+    prefixes: Mapping[str, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class ElementReceived:
+    """A complete child of the root (a stanza, ``<stream:features/>``...), or a WebSocket frame's element."""
+
+    element: Element
+
+
+@dataclass(frozen=True, slots=True)
+class StreamClosed:
+    """The root end tag arrived (``</stream:stream>``, ``</body>``)."""
+
+
+ParserEvent = StreamOpened | ElementReceived | StreamClosed
+
+_ERR = pyexpat.errors.codes
+_EXPAT_CONDITIONS: dict[int, StreamErrorCondition] = {
+    _ERR[pyexpat.errors.XML_ERROR_UNBOUND_PREFIX]: _Condition.BAD_NAMESPACE_PREFIX,
+    _ERR[pyexpat.errors.XML_ERROR_UNDECLARING_PREFIX]: _Condition.BAD_NAMESPACE_PREFIX,
+    _ERR[pyexpat.errors.XML_ERROR_RESERVED_PREFIX_XML]: _Condition.BAD_NAMESPACE_PREFIX,
+    _ERR[pyexpat.errors.XML_ERROR_RESERVED_PREFIX_XMLNS]: _Condition.BAD_NAMESPACE_PREFIX,
+    _ERR[pyexpat.errors.XML_ERROR_RESERVED_NAMESPACE_URI]: _Condition.BAD_NAMESPACE_PREFIX,
+    _ERR[pyexpat.errors.XML_ERROR_UNDEFINED_ENTITY]: _Condition.RESTRICTED_XML,
+    _ERR[pyexpat.errors.XML_ERROR_RECURSIVE_ENTITY_REF]: _Condition.RESTRICTED_XML,
+    _ERR[pyexpat.errors.XML_ERROR_EXTERNAL_ENTITY_HANDLING]: _Condition.RESTRICTED_XML,
+}
+#: What expat puts between a namespace and a local name: "}" makes "ns}local", one "{" short of Clark.
+_SEP = "}"
+#: In fragment mode every frame is parsed as a child of this invisible root, so one expat parser can read any
+#: number of top-level elements. It declares no namespace, so frames keep exactly the namespaces they declare.
+_FRAGMENT_ROOT = b"<fragments>"
+#: Bound on expat's table of names, so a peer inventing names cannot grow memory without limit.
+_NAME_CACHE_SIZE = 4096
+_UTF8 = frozenset({"utf-8", "utf8"})
+_XML_WHITESPACE = " \t\r\n"
+
+
+def _fail(condition: StreamErrorCondition, text: str) -> RemoteProtocolError:
+    return RemoteProtocolError(StreamError(condition, text))
+
+
+def _clark_attrs(attrs: dict[str, str]) -> dict[str, str]:
+    return {("{" + key if _SEP in key else key): value for key, value in attrs.items()}
+
+
+class XMLStreamParser:
+    """Parse an XML stream incrementally; any chunking of the input gives the same events.
+
+    Limits (each exceeded -> ``policy-violation``): ``max_stanza_bytes`` bytes in one child of the root
+    (counted from its start tag, also while it is incomplete), ``max_depth`` levels of nesting counted from
+    the stanza (the stanza itself is level 1), ``max_attrs`` attributes on one element (namespace
+    declarations not counted), ``max_children`` child nodes of one element (a run of text is one node).
+    """
+
+    __slots__ = (
+        "_error",
+        "_events",
+        "_fed",
+        "_max_attrs",
+        "_max_children",
+        "_max_depth",
+        "_max_stanza_bytes",
+        "_parser",
+        "_root",
+        "_stack",
+        "_stanza",
+        "_stanza_start",
+    )
+
+    def __init__(
+        self,
+        root: str | None = "{http://etherx.jabber.org/streams}stream",
+        *,
+        max_stanza_bytes: int = 256 * 1024,
+        max_depth: int = 64,
+        max_attrs: int = 64,
+        max_children: int = 4096,
+    ) -> None:
+        for name, value in (
+            ("max_stanza_bytes", max_stanza_bytes),
+            ("max_depth", max_depth),
+            ("max_attrs", max_attrs),
+            ("max_children", max_children),
+        ):
+            if value < 1:
+                raise ValueError(f"{name} must be at least 1, not {value}")
+        self._root = root
+        self._max_stanza_bytes = max_stanza_bytes
+        self._max_depth = max_depth
+        self._max_attrs = max_attrs
+        self._max_children = max_children
+        self._error: StreamError | None = None
+        self._events: list[ParserEvent] = []
+        self._stack: list[list[Element | str]] = []
+        self._stanza: Element | None = None
+        self._stanza_start = 0
+        self._fed = 0
+        self._parser = self._new_document()
+
+    # -- public API -----------------------------------------------------------------------------------------
+    def feed(self, data: bytes) -> list[ParserEvent]:
+        """Parse the next bytes of the stream and return the events they completed.
+
+        Raises :class:`~jaybird.errors.RemoteProtocolError` carrying the stream error to send; events that
+        the same call completed before the error are dropped with the stream.
+        """
+        if self._error is not None:
+            raise RemoteProtocolError(self._error)
+        parser = self._parser
+        step = self._max_stanza_bytes
+        try:
+            if len(data) <= step:
+                parser.Parse(data, False)
+                self._fed += len(data)
+                self._check_pending(parser)
+            else:
+                # Slices no longer than the stanza limit, so an oversized stanza is caught before expat has
+                # buffered all of a huge chunk.
+                view = memoryview(data)
+                for offset in range(0, len(view), step):
+                    piece = view[offset : offset + step]
+                    parser.Parse(piece, False)
+                    self._fed += len(piece)
+                    self._check_pending(parser)
+        except pyexpat.ExpatError as exc:
+            self._events.clear()
+            self._error = self._text_before(parser) or StreamError(
+                _EXPAT_CONDITIONS.get(exc.code, _Condition.NOT_WELL_FORMED), str(exc)
+            )
+            raise RemoteProtocolError(self._error) from None
+        except RemoteProtocolError as exc:
+            self._events.clear()
+            self._error = exc.error
+            raise
+        if not self._events:
+            return []
+        events = self._events.copy()
+        self._events.clear()
+        return events
+
+    def reset(self) -> None:
+        """Forget the current document: a new one (a new stream header) follows (RFC 6120 §4.3.3)."""
+        self._events.clear()
+        self._stack.clear()
+        self._parser = self._new_document()
+
+    # -- internals ------------------------------------------------------------------------------------------
+    def _text_before(self, parser: pyexpat.XMLParserType) -> StreamError | None:
+        """The error in text expat still buffered before the syntax error it found, if there is one.
+
+        Between stanzas, text is checked when expat hands it over, which depends on where the chunks were
+        cut; flushing it here makes the reported error the first one in the document, whatever the chunking.
+        """
+        if self._stack or not parser.buffer_used:
+            return None
+        try:
+            parser.buffer_text = False  # flushing hands the buffered text to the handler, which checks it
+        except RemoteProtocolError as exc:
+            return exc.error
+        return None
+
+    def _check_pending(self, parser: pyexpat.XMLParserType) -> None:
+        # Between stanzas, expat's position is the start of the bytes it holds unparsed (a partial tag).
+        start = self._stanza_start if self._stack else parser.CurrentByteIndex
+        if self._fed - start > self._max_stanza_bytes:
+            raise _fail(_Condition.POLICY_VIOLATION, f"stanza larger than {self._max_stanza_bytes} bytes")
+
+    def _new_document(self) -> pyexpat.XMLParserType:
+        """A fresh expat parser; its handlers are closures for speed (no attribute lookups per event)."""
+        parser = pyexpat.ParserCreate("UTF-8", _SEP)
+        parser.buffer_text = True
+        parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
+        # expat >= 2.6 may hold back a large token until more data arrives; a stream needs every stanza now.
+        set_deferral: Callable[[bool], None] | None = getattr(parser, "SetReparseDeferralEnabled", None)
+        if set_deferral is not None:
+            set_deferral(False)
+        self._install_restrictions(parser)
+
+        events = self._events
+        max_depth, max_attrs, max_children = self._max_depth, self._max_attrs, self._max_children
+        max_bytes = self._max_stanza_bytes
+        root = self._root
+        declared: dict[str | None, str | None] = {}
+        interned: dict[str, str] = parser.intern
+        known = 0  # how many entries of `interned` are already in Clark notation
+        content_ns: list[str | None] = [None]  # the root's default namespace when it is a stanza namespace
+        new_element = Element.__new__
+        open_children = self._stack  # the child lists of the open elements of the current stanza
+        current: list[Element | str] | None = None  # the innermost one
+
+        def qualify(name: str) -> str:
+            if _SEP not in name or name[0] == "{":
+                return name
+            namespace, local = name.split(_SEP, 1)
+            if namespace == content_ns[0]:
+                namespace = ns.CLIENT
+            return "{" + namespace + "}" + local
+
+        def learn(name: str, attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+            """expat met names it had not seen: convert them, and teach expat to hand them over converted.
+
+            expat looks every name up in its intern table and returns the table's value, so storing the Clark
+            form there makes it deliver element and attribute names ready to use, with no work per element.
+            """
+            nonlocal known
+            if len(interned) > _NAME_CACHE_SIZE:  # a peer inventing names must not grow the table forever
+                interned.clear()
+            fresh = list(islice(reversed(interned), len(interned) - known)) if known <= len(interned) else None
+            for key in interned if fresh is None else fresh:
+                if type(key) is str:  # namespace declarations on the root put None (no prefix) there too
+                    interned[key] = qualify(key)
+            known = len(interned)
+            if attrs and _SEP in "".join(attrs):
+                attrs = {qualify(key): value for key, value in attrs.items()}
+            return qualify(name), attrs
+
+        def start(name: str, attrs: dict[str, str]) -> None:
+            nonlocal current
+            if len(interned) != known:
+                name, attrs = learn(name, attrs)
+            if attrs and len(attrs) > max_attrs:
+                raise _fail(_Condition.POLICY_VIOLATION, f"more than {max_attrs} attributes")
+            element = new_element(Element)
+            element.name = name
+            element.attrs = attrs
+            children: list[Element | str] = []
+            element.children = children
+            if current is None:
+                self._stanza_start = parser.CurrentByteIndex
+                self._stanza = element
+            else:
+                if len(open_children) >= max_depth:
+                    raise _fail(_Condition.POLICY_VIOLATION, f"elements nested deeper than {max_depth}")
+                current.append(element)
+            open_children.append(children)
+            current = children
+
+        def end(name: str) -> None:
+            nonlocal current
+            if current is None:  # the root's end tag
+                if root is None:  # someone closed the invisible fragment root
+                    raise _fail(_Condition.NOT_WELL_FORMED, f"unexpected end tag {name!r}")
+                events.append(StreamClosed())
+                return
+            if len(current) > max_children:
+                raise _fail(_Condition.POLICY_VIOLATION, f"more than {max_children} children")
+            open_children.pop()
+            if open_children:
+                current = open_children[-1]
+                return
+            current = None
+            if parser.CurrentByteIndex - self._stanza_start > max_bytes:
+                raise _fail(_Condition.POLICY_VIOLATION, f"stanza larger than {max_bytes} bytes")
+            assert self._stanza is not None
+            events.append(ElementReceived(self._stanza))
+            self._stanza = None
+
+        def text(data: str) -> None:
+            if current is None:
+                if data.strip(_XML_WHITESPACE):
+                    raise _fail(_Condition.BAD_FORMAT, "text between stanzas")
+            elif current and type(current[-1]) is str:
+                current[-1] += data
+            else:
+                current.append(data)
+
+        def namespace_declared(prefix: str | None, uri: str | None) -> None:
+            declared[prefix] = uri
+
+        def root_start(name: str, attrs: dict[str, str]) -> None:
+            qualified = "{" + name if _SEP in name else name
+            if root is not None and qualified != root:
+                expected_ns, expected_local = ns.split(root)
+                got_ns, got_local = ns.split(qualified)
+                if got_ns != expected_ns:
+                    raise _fail(_Condition.INVALID_NAMESPACE, f"root element in namespace {got_ns!r}")
+                raise _fail(_Condition.BAD_FORMAT, f"root element {got_local!r}, expected {expected_local!r}")
+            if len(attrs) > max_attrs:
+                raise _fail(_Condition.POLICY_VIOLATION, f"more than {max_attrs} attributes")
+            default_ns = declared.pop(None, None)
+            prefixes = {prefix: uri for prefix, uri in declared.items() if prefix is not None and uri}
+            if default_ns in ns.STANZA_NAMESPACES:
+                content_ns[0] = default_ns
+            parser.StartNamespaceDeclHandler = None
+            parser.StartElementHandler = start
+            if root is not None:
+                events.append(StreamOpened(qualified, _clark_attrs(attrs), default_ns, prefixes))
+
+        parser.StartNamespaceDeclHandler = namespace_declared
+        parser.StartElementHandler = root_start
+        parser.EndElementHandler = end
+        parser.CharacterDataHandler = text
+        self._stanza_start = 0
+        self._fed = 0
+        if root is None:
+            parser.Parse(_FRAGMENT_ROOT, False)
+            self._fed = len(_FRAGMENT_ROOT)
+        return parser
+
+    @staticmethod
+    def _install_restrictions(parser: pyexpat.XMLParserType) -> None:
+        """RFC 6120 §11.1: refuse DTDs, declarations, comments and PIs the moment expat sees them.
+
+        The DOCTYPE handler fires at ``<!DOCTYPE`` before the internal subset is read, so no entity is ever
+        declared, let alone expanded (no "billion laughs").
+        """
+
+        def refuse(what: str) -> Callable[..., None]:
+            def handler(*_: object) -> None:
+                raise _fail(_Condition.RESTRICTED_XML, f"{what} not allowed in an XML stream")
+
+            return handler
+
+        parser.StartDoctypeDeclHandler = refuse("document type declaration")
+        parser.EntityDeclHandler = refuse("entity declaration")
+        parser.UnparsedEntityDeclHandler = refuse("entity declaration")
+        parser.NotationDeclHandler = refuse("notation declaration")
+        parser.ElementDeclHandler = refuse("element declaration")
+        parser.AttlistDeclHandler = refuse("attribute-list declaration")
+        parser.ExternalEntityRefHandler = refuse("external entity reference")  # type: ignore[assignment]
+        parser.SkippedEntityHandler = refuse("entity reference")
+        parser.CommentHandler = refuse("comment")
+        parser.ProcessingInstructionHandler = refuse("processing instruction")
+
+        def xml_declaration(version: str, encoding: str | None, standalone: int) -> None:
+            if encoding is not None and encoding.lower() not in _UTF8:
+                raise _fail(
+                    _Condition.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8 (RFC 6120 §11.6)"
+                )
+
+        parser.XmlDeclHandler = xml_declaration
