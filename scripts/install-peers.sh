@@ -6,7 +6,7 @@
 set -euo pipefail
 
 # lua-unbound is only a Recommends of prosody: without it Prosody falls back to its legacy DNS resolver.
-packages=(prosody lua-unbound go-sendxmpp openssl)
+packages=(prosody lua-unbound go-sendxmpp openssl postgresql)
 
 missing=()
 for pkg in "${packages[@]}"; do
