@@ -19,7 +19,7 @@ def prosody(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyWithAcc
     installed, failed instead when CI is set)."""
     require_binary("prosody")
     require_binary("prosodyctl")
-    with ProsodyServer(tmp_path_factory.mktemp("prosody")) as server:
+    with ProsodyServer(tmp_path_factory.mktemp("prosody"), extra_hosts=("capulet.example",)) as server:
         yield ProsodyWithAccounts(
             server=server,
             juliet=server.add_user("juliet", JULIET_PASSWORD),

@@ -91,6 +91,7 @@ class ProsodyServer:
         extra_modules: Sequence[str] = (),
         password_hash: str = "SHA-1",
         ssl_protocol: str | None = None,
+        extra_hosts: Sequence[str] = (),
         log_level: str = "info",
         start_timeout: float = 20.0,
         stop_timeout: float = 10.0,
@@ -102,6 +103,8 @@ class ProsodyServer:
         self._modules = [*modules, *extra_modules, *(HTTP_MODULES if http else ())]
         self._password_hash = password_hash
         self._ssl_protocol = ssl_protocol
+        # Further virtual hosts present the main domain's certificate: a certificate name mismatch for clients.
+        self._extra_hosts = tuple(extra_hosts)
         self._log_level = log_level
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -342,7 +345,8 @@ class ProsodyServer:
             "cross_domain_websocket": True,
         }
         body = "".join(f"{name} = {lua(value)}\n" for name, value in settings.items())
-        return body + f"\nVirtualHost {lua(self._domain)}\n"
+        hosts = "".join(f"\nVirtualHost {lua(host)}\n" for host in (self._domain, *self._extra_hosts))
+        return body + hosts
 
 
 @dataclass(frozen=True, slots=True)

@@ -1,0 +1,3 @@
+"""XEP-0199: XMPP Ping."""
+
+XEPS = ("XEP-0199",)
