@@ -25,6 +25,10 @@ Error conditions (RFC 6120):
   well-formed XML, so ``not-well-formed`` would be untrue; only whitespace (keepalives, §4.6.1) may appear.
 * A resource limit exceeded -> ``policy-violation`` (§4.9.3.14).
 
+WebSocket frames are read as children of an invisible root, so a frame that carries its own XML declaration
+or DTD is ``not-well-formed`` there. Names arrive in Clark notation; an element (or, in practice never seen,
+an attribute) in the stream's content namespace is reported in ``jabber:client``.
+
 A failure is final: every later :meth:`XMLStreamParser.feed` (and a :meth:`~XMLStreamParser.reset`) keeps
 raising the same stream error, because a stream error always ends the stream (§4.9.1).
 """
@@ -385,8 +389,6 @@ class XMLStreamParser:
 
         def xml_declaration(version: str, encoding: str | None, standalone: int) -> None:
             if encoding is not None and encoding.lower() not in _UTF8:
-                raise _fail(
-                    _Condition.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8 (RFC 6120 §11.6)"
-                )
+                raise _fail(_Condition.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8 (RFC 6120 §11.6)")
 
         parser.XmlDeclHandler = xml_declaration

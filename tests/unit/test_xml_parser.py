@@ -474,3 +474,26 @@ def test_bosh_bodies() -> None:
         StreamClosed(),
     ]
     assert error_of(b"<body xmlns='jabber:client'/>", root=BOSH_ROOT) == C.INVALID_NAMESPACE
+
+
+def test_whitespace_keepalives_never_add_up_to_a_stanza() -> None:
+    parser = XMLStreamParser(max_stanza_bytes=1000)
+    parser.feed(HEADER + b"<presence/>")
+    for _ in range(3000):
+        assert parser.feed(b" ") == []
+    assert stanzas(parser.feed(b"<presence/>")) == [Element(client("presence"))]
+
+
+def test_many_distinct_names_stay_correct() -> None:
+    # The parser bounds its table of known names; names met after it was emptied must still come out right.
+    parser = XMLStreamParser()
+    parser.feed(f"<stream:stream xmlns='jabber:server' {STREAM_NS}>".encode())
+    for batch in range(10):
+        data = b"".join(
+            b"<m%d xmlns:p='urn:p%d' p:a%d='v'/>" % (i, i, i) for i in range(batch * 1000, batch * 1000 + 1000)
+        )
+        received = stanzas(parser.feed(data))
+        assert [e.name for e in received] == [client(f"m{i}") for i in range(batch * 1000, batch * 1000 + 1000)]
+        assert [e.attrs for e in received] == [
+            {f"{{urn:p{i}}}a{i}": "v"} for i in range(batch * 1000, batch * 1000 + 1000)
+        ]
