@@ -64,6 +64,10 @@ class Session(Protocol):
     presence: Presence | None
     #: Per-module state, keyed by the module class (e.g. carbons enabled, CSI state).
     data: dict[type[Any], Any]
+    #: ``time.monotonic()`` when data last came from the client (any bytes, whitespace keepalives too): the
+    #: ping module (XEP-0199 §4.2) pings a session silent for ``limits.ping_interval_s`` and closes it with
+    #: ``connection-timeout`` when the ping goes unanswered.
+    last_received: float
 
     async def send(self, stanza: Stanza | Element) -> None:
         """Queue a stanza for the client (one writer per connection; ordered)."""

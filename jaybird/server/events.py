@@ -21,6 +21,7 @@ __all__ = [
     "PresenceForHost",
     "PresenceToAccount",
     "RemoteStanza",
+    "SessionAvailable",
     "SessionEnded",
     "SessionStarted",
     "StanzaFromClient",
@@ -32,6 +33,19 @@ class SessionStarted:
     """A client bound a resource and its stream is ready (no presence sent yet)."""
 
     session: Session
+
+
+@dataclass(frozen=True, slots=True)
+class SessionAvailable:
+    """A session became available: its initial presence (RFC 6121 §4.2) was processed, ``session.available``
+    and ``session.priority`` are set and the presence was broadcast. Fired by the presence module, once per
+    transition from unavailable to available (not for later presence updates).
+
+    Listeners: offline messages are delivered here (XEP-0160 §4, RFC 6121 §8.5.2.1.1). No default.
+    """
+
+    session: Session
+    presence: Presence
 
 
 @dataclass(frozen=True, slots=True)

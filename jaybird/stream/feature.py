@@ -49,7 +49,8 @@ class NegotiationContext:
     #: Receiving side: the served domain the peer addressed; initiating side: the domain we connect to.
     domain: str
     stream_id: str | None = None
-    channel_binding: ChannelBinding | None = None
+    #: Every channel binding the driver could compute, preferred first (see XMPPStream.tls_established).
+    channel_bindings: tuple[ChannelBinding, ...] = ()
     #: The authenticated identity (bare JID for c2s).
     identity: JID | None = None
     #: The bound full JID (c2s).
@@ -73,7 +74,7 @@ class NegotiationContext:
 # -- the driver's answers to request events ----------------------------------------------------------------
 @dataclass(frozen=True, slots=True)
 class TLSEstablished:
-    channel_binding: ChannelBinding | None
+    channel_bindings: tuple[ChannelBinding, ...]
 
 
 @dataclass(frozen=True, slots=True)

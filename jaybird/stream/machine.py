@@ -81,6 +81,17 @@ _ElementReceived = parser.ElementReceived
 _C = StreamErrorCondition
 
 
+def _bindings(value: ChannelBinding | Sequence[ChannelBinding] | None) -> tuple[ChannelBinding, ...]:
+    """Channel bindings in the driver's order of preference. The initiating side binds to the first one (the
+    driver puts ``tls-unique`` first on TLS 1.2, RFC 5802 §6's default, and ``tls-server-end-point`` on TLS 1.3);
+    the receiving side accepts whichever of them the client names."""
+    if value is None:
+        return ()
+    if isinstance(value, ChannelBinding):
+        return (value,)
+    return tuple(value)
+
+
 class Phase(enum.Enum):
     HEADER = "header"  # waiting for the peer's stream header
     FEATURES = "features"  # initiating side: waiting for <stream:features/>
@@ -99,10 +110,10 @@ class XMPPStream:
         features: Sequence[StreamFeature] | None = None,
         *,
         max_stanza_bytes: int = 256 * 1024,
-        channel_binding: ChannelBinding | None = None,
+        channel_binding: ChannelBinding | Sequence[ChannelBinding] | None = None,
     ) -> None:
         """``channel_binding``: for a connection that is TLS from the first byte (``already_secure``, XEP-0368),
-        the binding the driver read off the handshake; after STARTTLS it comes with :meth:`tls_established`."""
+        the binding(s) the driver read off the handshake; after STARTTLS they come with :meth:`tls_established`."""
         kind = config.kind
         self._features = tuple(default_features(kind) if features is None else features)
         self._kind = kind
@@ -120,10 +131,11 @@ class XMPPStream:
             self._role = Role.RECEIVING
             state |= SessionState.RECEIVED
             self._ctx = NegotiationContext(Role.RECEIVING, kind, state, "", receiving_config=config)
-        if channel_binding is not None:
+        bindings = _bindings(channel_binding)
+        if bindings:
             if not config.already_secure:
                 raise LocalProtocolError("a channel binding needs a connection that is already secure")
-            self._ctx.channel_binding = channel_binding
+            self._ctx.channel_bindings = bindings
         self._phase = Phase.HEADER
         self._header_sent = False
         self._we_closed = False
@@ -240,11 +252,12 @@ class XMPPStream:
         self._active = None
         self._phase = Phase.CLOSED if self._peer_closed or error is not None else Phase.CLOSING
 
-    def tls_established(self, channel_binding: ChannelBinding | None) -> list[Event]:
+    def tls_established(self, channel_binding: ChannelBinding | Sequence[ChannelBinding] | None) -> list[Event]:
         """The TLS handshake asked for by :class:`TLSRequested` is done: restart the stream over it."""
         self._check_waiting(TLSEstablished)
-        self._ctx.channel_binding = channel_binding
-        return self._resume(TLSEstablished(channel_binding))
+        bindings = _bindings(channel_binding)
+        self._ctx.channel_bindings = bindings
+        return self._resume(TLSEstablished(bindings))
 
     def provide_credentials(self, credentials: Credentials | None) -> list[Event]:
         """Answer :class:`CredentialsRequired` (None: no such account)."""

@@ -100,8 +100,8 @@ def _policy(ctx: NegotiationContext) -> tuple[bool, tuple[str, ...], bool]:
     """(secure, channel-binding types, PLAIN allowed without TLS) for the SASL package's offer/factory."""
     config = ctx.receiving
     secure = bool(ctx.state & SessionState.SECURE)
-    binding = ctx.channel_binding
-    return secure, (binding.type,) if binding is not None else (), "PLAIN" in config.mechanisms_plain
+    types = tuple(binding.type for binding in ctx.channel_bindings)
+    return secure, types, "PLAIN" in config.mechanisms_plain
 
 
 def _offered(ctx: NegotiationContext) -> tuple[str, ...]:
@@ -159,7 +159,7 @@ class _Receiving(Negotiation):
             try:
                 mechanism = server_mechanism(
                     name,
-                    channel_binding=self._ctx.channel_binding if plus else None,
+                    channel_binding=self._ctx.channel_bindings if plus else None,
                     secure=secure,
                     allow_insecure_plain=insecure_plain,
                 )
@@ -260,7 +260,8 @@ class _Initiating(Negotiation):
     def start(self) -> Step:
         config = self._ctx.initiating
         secure = bool(self._ctx.state & SessionState.SECURE)
-        binding = self._ctx.channel_binding
+        bindings = self._ctx.channel_bindings
+        binding = bindings[0] if bindings else None
         if config.mechanisms is not None:
             candidates = list(config.mechanisms(binding))
         else:
