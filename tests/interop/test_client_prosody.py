@@ -63,6 +63,20 @@ def prosody_tls12(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyW
         yield ProsodyWithAccounts(s, s.add_user("juliet", JULIET_PASSWORD), s.add_user("romeo", "r"))
 
 
+@pytest.fixture(scope="module")
+def prosody_tls12_sha1(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ProsodyWithAccounts]:
+    require_binary("prosody")
+    with ProsodyServer(tmp_path_factory.mktemp("prosody12sha1"), ssl_protocol="tlsv1_2", password_hash="SHA-1") as s:
+        yield ProsodyWithAccounts(s, s.add_user("juliet", JULIET_PASSWORD), s.add_user("romeo", "r"))
+
+
+async def test_login_sha1_plus_over_tls12(prosody_tls12_sha1: ProsodyWithAccounts) -> None:
+    # RFC 5802 §6: tls-unique is the default binding; with TLS 1.2 the client offers and uses it.
+    server, juliet = prosody_tls12_sha1.server, prosody_tls12_sha1.juliet
+    async with client_for(server, juliet.jid, juliet.password) as client:
+        assert client.sasl_mechanism == "SCRAM-SHA-1-PLUS"
+
+
 @pytest.mark.parametrize("mechanism", ["SCRAM-SHA-256-PLUS", "SCRAM-SHA-256"])
 async def test_login_sha256_and_plus_over_tls12(prosody_tls12: ProsodyWithAccounts, mechanism: str) -> None:
     server, juliet = prosody_tls12.server, prosody_tls12.juliet
