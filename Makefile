@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest peers venv bench-parser clean
+.PHONY: test lint typecheck pytest peers venv bench-parser clean serve
 
 venv: $(STAMP)
 
@@ -29,6 +29,10 @@ pytest: venv peers
 	$(VENV)/bin/pytest -q -p no:cacheprovider
 
 test: lint typecheck pytest
+
+# Run the server with its built-in defaults (localhost, ports 5222/5223, state in ./data).
+serve: venv
+	$(VENV)/bin/jaybird serve --data-dir ./data
 
 bench-parser: venv
 	$(PY) bench/parser.py

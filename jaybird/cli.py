@@ -1,7 +1,10 @@
 """The ``jaybird`` command line.
 
-Exit codes (scripts rely on them): 0 success; 1 a failure on the network or at the peer (DNS, connect, TLS,
-authentication, stream error, delivery); 2 a usage error.
+Exit codes (scripts rely on them): 0 success; 1 a failure (network, peer, storage, configuration file, a failed
+check); 2 a usage error (bad arguments or options).
+
+Server commands (``serve``, ``user``, ``cert``, ``check``) read ``--config FILE`` (default: ``$JAYBIRD_CONFIG``,
+else the built-in defaults) and ``--data-dir DIR``.
 """
 
 from __future__ import annotations
@@ -42,6 +45,9 @@ def _parser() -> argparse.ArgumentParser:
     send.add_argument("--timeout", type=float, default=30.0, help="give up after this many seconds (default 30)")
     send.add_argument("to", metavar="TO", help="the recipient's JID")
     send.add_argument("text", metavar="TEXT", help="the message body")
+    from jaybird.server.commands import add_server_commands
+
+    add_server_commands(commands)
     return parser
 
 
@@ -109,8 +115,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"jaybird send: network error: {exc}", file=sys.stderr)
             return EXIT_FAILURE
         return EXIT_OK
-    parser.error(f"unknown command {args.command}")  # pragma: no cover - argparse rejects it first
-    return EXIT_USAGE
+    from jaybird.server.commands import run_server_command
+
+    return run_server_command(args, parser)
 
 
 if __name__ == "__main__":  # pragma: no cover

@@ -31,7 +31,9 @@ from jaybird.sasl import ChannelBinding, ClientMechanism, client_mechanisms
 from jaybird.stanza import Iq, Message, PayloadRegistry, Presence, Stanza, wrap
 from jaybird.stream import events as ev
 from jaybird.stream.config import InitiatingConfig
+from jaybird.stream.framing import Framing
 from jaybird.stream.machine import XMPPStream
+from jaybird.transport.discovery import WebConnection, WebTransport, open_web_connection
 from jaybird.transport.dns import SRVResolver, Target
 from jaybird.transport.errors import ConnectError
 from jaybird.transport.tcp import Connection, open_connection
@@ -64,7 +66,13 @@ class ConnectionLost(JaybirdError):
 
 
 class Client:
-    """An XMPP client session (RFC 6120 / RFC 6121) over TCP with STARTTLS or direct TLS."""
+    """An XMPP client session (RFC 6120 / RFC 6121) over TCP with STARTTLS or direct TLS, over WebSocket
+    (RFC 7395) or over BOSH (XEP-0206).
+
+    ``url`` (``wss://...`` or ``https://.../http-bind``) picks an HTTP transport; ``transport="websocket"`` or
+    ``"bosh"`` without a url finds one through XEP-0156 (``discovery_base`` overrides ``https://<domain>``).
+    The negotiation is the same loop whatever carries the stream: only the stream machine's framing differs.
+    """
 
     def __init__(
         self,
@@ -91,6 +99,10 @@ class Client:
         console: Console | None = None,
         resolver: SRVResolver | None = None,
         overrides: Mapping[str, Sequence[Target]] | None = None,
+        url: str | None = None,
+        transport: Literal["tcp"] | WebTransport | None = None,
+        proxy: str | None = None,
+        discovery_base: str | None = None,
     ) -> None:
         self.account = jid if isinstance(jid, JID) else JID(jid)
         self._password = password
@@ -112,6 +124,7 @@ class Client:
         self._close_timeout = close_timeout
         self.console = console
         self._resolver, self._overrides = resolver, overrides
+        self._url, self._transport, self._proxy, self._discovery_base = url, transport, proxy, discovery_base
 
         #: Handlers for incoming stanzas, by kind, type and payload.
         self.mux = Mux()
@@ -120,7 +133,7 @@ class Client:
         self._tracker = IqTracker(max_pending=max_pending_iqs)
         self._session_callbacks: list[SessionCallback] = []
 
-        self._conn: Connection | None = None
+        self._conn: Connection | WebConnection | None = None
         self._stream: XMPPStream | None = None
         self._jid: JID | None = None
         self._reader: asyncio.Task[None] | None = None
@@ -243,19 +256,7 @@ class Client:
 
     # -- connection set-up ------------------------------------------------------------------------------------
     async def _establish(self, other_host: str | None = None) -> None:
-        host, port = self._host, self._port
-        if other_host is not None:
-            host, port = _split_host_port(other_host, port or 5222)
-        conn = await open_connection(
-            self.account.domain,
-            host=host,
-            port=port,
-            direct_tls=self._direct_tls,
-            ssl_context=self._direct_context,
-            connect_timeout=self._connect_timeout,
-            resolver=self._resolver,
-            overrides=self._overrides,
-        )
+        conn = await self._open(other_host)
         try:
             async with asyncio.timeout(self._negotiation_timeout):
                 stream = await self._negotiate(conn)
@@ -275,17 +276,48 @@ class Client:
         self._connected.set()
         log.info("%s: session started as %s", self.account, self._jid)
 
-    async def _negotiate(self, conn: Connection) -> XMPPStream:
+    async def _open(self, other_host: str | None) -> Connection | WebConnection:
+        """A TCP connection, or a WebSocket / BOSH one when a URL or an HTTP transport was asked for. A
+        redirect given as a URL (RFC 7395 §3.6.1 ``see-other-uri``, XEP-0124 ``see-other-uri``) stays on HTTP."""
+        url = other_host if other_host is not None and "://" in other_host else self._url
+        if url is not None or self._transport in ("websocket", "bosh"):
+            web = None if self._transport == "tcp" else self._transport
+            return await open_web_connection(
+                self.account.domain,
+                url=url,
+                transport=web,
+                ssl_context=self._ssl_context,
+                connect_timeout=self._connect_timeout,
+                proxy=self._proxy,
+                discovery_base=self._discovery_base,
+            )
+        host, port = self._host, self._port
+        if other_host is not None:
+            host, port = _split_host_port(other_host, port or 5222)
+        return await open_connection(
+            self.account.domain,
+            host=host,
+            port=port,
+            direct_tls=self._direct_tls,
+            ssl_context=self._direct_context,
+            connect_timeout=self._connect_timeout,
+            resolver=self._resolver,
+            overrides=self._overrides,
+        )
+
+    async def _negotiate(self, conn: Connection | WebConnection) -> XMPPStream:
+        framing = Framing.TCP if isinstance(conn, Connection) else conn.framing
         config = InitiatingConfig(
             jid=self.account.bare,
             password=self._password,
             resource=self._resource,
             require_tls=self._require_tls,
             already_secure=conn.is_secure,
+            tls_available=framing is Framing.TCP,
             allow_plain=self._allow_plain,
             mechanisms=self._mechanism_factory if self._mechanism_names is not None else None,
         )
-        stream = XMPPStream(config, channel_binding=self._binding(conn))
+        stream = XMPPStream(config, channel_binding=self._binding(conn), framing=framing)
         await self._flush(conn, stream)
         while True:
             data = await conn.read()
@@ -339,9 +371,10 @@ class Client:
         if isinstance(event, ev.StreamClosed):
             raise ConnectionLost("the server closed the stream during negotiation")
 
-    def _binding(self, conn: Connection) -> tuple[ChannelBinding, ...]:
+    def _binding(self, conn: Connection | WebConnection) -> tuple[ChannelBinding, ...]:
         ssl_object = conn.ssl_object
-        if ssl_object is None or not self._verify:
+        # HTTP endpoints commonly sit behind a TLS-terminating proxy: a binding would not reach the server.
+        if ssl_object is None or not self._verify or not isinstance(conn, Connection):
             # Without verification the binding proves nothing worth a -PLUS mechanism (and a proxy
             # terminating TLS would make it fail); use the plain SCRAM variants.
             return ()
@@ -354,11 +387,12 @@ class Client:
             log.warning("%s: the server broke the protocol: %s", self.account, exc.error)
             raise ConnectionLost(f"protocol violation by the server: {exc.error}") from exc
 
-    async def _flush(self, conn: Connection, stream: XMPPStream) -> None:
-        data = stream.data_to_send()
-        if data:
-            self._echo("out", data)
-            conn.write(data)
+    async def _flush(self, conn: Connection | WebConnection, stream: XMPPStream) -> None:
+        frames = stream.frames_to_send()  # one chunk on TCP; one element per frame on WebSocket and BOSH
+        if frames:
+            for frame in frames:
+                self._echo("out", frame)
+                conn.write(frame)
             await conn.drain()
 
     def _echo(self, direction: Literal["in", "out"], data: bytes) -> None:
@@ -423,7 +457,8 @@ class Client:
                 log.warning("%s: stream error from the server: %s", self.account, event.error)
                 ended = event.error
             elif isinstance(event, ev.StreamClosed):
-                ended = ConnectionLost("the server closed the stream")
+                # after a stream error, that error is the reason the stream ended
+                ended = ended or ConnectionLost("the server closed the stream")
         return ended
 
     async def _dispatch_loop(self) -> None:

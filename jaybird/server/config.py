@@ -66,8 +66,8 @@ DEFAULT_SOURCE: Final = "<built-in defaults>"
 CLI_SOURCE: Final = "command line"
 
 DEFAULT_MODULES: Final[tuple[str, ...]] = (
-    *("disco", "roster", "offline", "ping", "version", "time", "vcard", "private", "blocking", "carbons"),
-    *("mam", "stream_management", "csi"),
+    *("roster", "presence", "offline", "disco", "ping", "version", "time", "last", "vcard", "private"),
+    *("blocking", "register"),
 )
 SASL_MECHANISMS: Final[tuple[str, ...]] = (
     *("SCRAM-SHA-512-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS"),

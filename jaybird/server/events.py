@@ -15,6 +15,8 @@ from jaybird.server.api import Session
 from jaybird.stanza import Iq, Message, Presence
 
 __all__ = [
+    "AccountRemoved",
+    "IqToAccount",
     "MessageForHost",
     "MessageToAccount",
     "MessageUndelivered",
@@ -26,6 +28,16 @@ __all__ = [
     "SessionStarted",
     "StanzaFromClient",
 ]
+
+
+@dataclass(frozen=True, slots=True)
+class AccountRemoved:
+    """A local account was deleted (in-band, XEP-0077 §3.2), after its sessions were closed. Every module that
+    stores data for accounts deletes the account's own here (vCard, private XML, blocklist, roster, ...), so a
+    later account of the same name starts empty. No default.
+    """
+
+    account: JID
 
 
 @dataclass(frozen=True, slots=True)
@@ -108,6 +120,22 @@ class PresenceToAccount:
     """
 
     stanza: Presence
+    to: JID
+    origin: Session | None
+
+
+@dataclass(frozen=True, slots=True)
+class IqToAccount:
+    """An IQ for a local account that exists, addressed to its bare JID (answered by the server on the
+    account's behalf, RFC 6121 §8.5.2.1.3) or to one of its full JIDs, before the core answers or delivers it.
+    Not fired for an IQ without ``to`` (the account's own request, RFC 6120 §10.3.3).
+
+    Handled: the core does nothing more (the handler answered or dropped it; blocking answers IQs from a
+    blocked JID ``service-unavailable``, XEP-0191 §3.3). Default: to the bare JID, the ACCOUNT-scope handler;
+    to a full JID, delivery to that session (``service-unavailable`` when there is none, §8.5.3.2.1).
+    """
+
+    stanza: Iq
     to: JID
     origin: Session | None
 

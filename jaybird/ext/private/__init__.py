@@ -1,0 +1,3 @@
+"""XEP-0049: Private XML Storage (``jabber:iq:private``)."""
+
+XEPS = ("XEP-0049",)

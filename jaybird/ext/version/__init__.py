@@ -1,0 +1,3 @@
+"""XEP-0092: Software Version."""
+
+XEPS = ("XEP-0092",)

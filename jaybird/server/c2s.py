@@ -1,0 +1,400 @@
+"""One client connection: a small asyncio driver around the receiving side of the stream machine.
+
+It reads bytes into :class:`~jaybird.stream.XMPPStream`, answers the machine's requests (TLS handshake,
+stored credentials, resource binding), checks and routes the client's stanzas, and, once a resource is bound,
+is the :class:`~jaybird.server.api.Session` modules see. Every write goes through one queue and one writer
+task, so output is never interleaved; both tasks belong to the connection's TaskGroup.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import ipaddress
+import logging
+import ssl
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any, Final
+
+from jaybird import ns
+from jaybird.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
+from jaybird.jid import JID, JIDError
+from jaybird.sasl import ChannelBinding
+from jaybird.server.auth import FailedLoginThrottle, credentials_for, offered_mechanisms
+from jaybird.server.certs import ServerTLS
+from jaybird.server.config import ServerConfig
+from jaybird.server.events import SessionEnded, SessionStarted
+from jaybird.server.host import VirtualHost
+from jaybird.server.router import Router
+from jaybird.server.sessions import new_resource
+from jaybird.stanza import Presence, Stanza, wrap
+from jaybird.stream import events as ev
+from jaybird.stream.config import ReceivingConfig
+from jaybird.stream.machine import Phase, XMPPStream
+from jaybird.transport.tls import channel_bindings
+from jaybird.xml.element import Element
+
+__all__ = ["C2SConnection", "C2SContext", "is_loopback"]
+
+log = logging.getLogger("jaybird.server.c2s")
+
+_C = StreamErrorCondition
+_STANZAS: Final = frozenset(ns.clark(ns.CLIENT, name) for name in ("message", "presence", "iq"))
+_READ_SIZE: Final = 64 * 1024
+#: After our close tag, how long the client gets to send its own (RFC 6120 §4.4) before the socket closes.
+CLOSE_WAIT_S: Final = 2.0
+#: Bytes queued for a client that does not read before it is cut off (a slow reader must not eat memory).
+MAX_BACKLOG: Final = 8 * 1024 * 1024
+
+
+class _Close:
+    """Marks the end of the write queue."""
+
+
+_CLOSE: Final = _Close()
+
+
+def is_loopback(ip: str) -> bool:
+    try:
+        return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
+    except ValueError:
+        return False
+
+
+@dataclass(frozen=True, slots=True)
+class C2SContext:
+    """What every client connection of one server shares."""
+
+    config: ServerConfig
+    hosts: Mapping[str, VirtualHost]
+    router: Router
+    tls: ServerTLS
+    throttle: FailedLoginThrottle
+
+
+class C2SConnection:
+    """A client connection; after binding, a :class:`~jaybird.server.api.Session`."""
+
+    def __init__(
+        self,
+        context: C2SContext,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+        *,
+        direct_tls: bool,
+    ) -> None:
+        self._ctx = context
+        self._reader = reader
+        self._writer = writer
+        peer = writer.get_extra_info("peername")
+        self.ip: str = str(peer[0]) if peer else "unknown"
+        self.peer: str = f"[{self.ip}]:{peer[1]}" if peer and ":" in self.ip else f"{self.ip}:{peer[1] if peer else 0}"
+        config = context.config
+        limits = config.limits
+        tls_required = config.tls.require_c2s and not (config.tls.allow_plain_on_loopback and is_loopback(self.ip))
+        mechanisms = offered_mechanisms(config.auth.mechanisms)
+        receiving = ReceivingConfig(
+            domains=frozenset(context.hosts),
+            tls_offered=not direct_tls,
+            tls_required=tls_required,
+            already_secure=direct_tls,
+            mechanisms_secure=mechanisms,
+            mechanisms_plain=tuple(m for m in mechanisms if m != "PLAIN" and not m.endswith("-PLUS")),
+            max_auth_attempts=config.auth.max_attempts,
+        )
+        bindings: tuple[ChannelBinding, ...] = ()
+        if direct_tls:
+            bindings = self._bindings()
+        self._stream = XMPPStream(receiving, max_stanza_bytes=limits.max_stanza_bytes, channel_binding=bindings or None)
+        self._queue: asyncio.Queue[bytes | _Close] = asyncio.Queue()
+        self._backlog = 0
+        self._writer_done = False
+        self._end_queued = False
+        self._peer_closed = asyncio.Event()
+        self._graceful = True
+        self._deadline = time.monotonic() + limits.handshake_timeout_s
+        self._domain: str | None = None
+        self._host: VirtualHost | None = None
+        self._jid: JID | None = None
+        self._bound = False
+        self._ready = False
+        self.reason: str | None = None
+        self.close_error: StreamError | None = None
+        # -- the Session attributes modules read and write ------------------------------------------------------
+        self.available = False
+        self.interested = False
+        self.priority = 0
+        self.presence: Presence | None = None
+        self.data: dict[type[Any], Any] = {}
+        self.last_received = time.monotonic()
+
+    # -- Session ------------------------------------------------------------------------------------------------
+    @property
+    def jid(self) -> JID:
+        if self._jid is None:
+            raise RuntimeError("no resource is bound yet")
+        return self._jid
+
+    @property
+    def host(self) -> VirtualHost:
+        if self._host is None:
+            raise RuntimeError("the session has no host yet")
+        return self._host
+
+    @property
+    def is_bound(self) -> bool:
+        return self._bound
+
+    async def send(self, stanza: Stanza | Element) -> None:
+        """Queue a stanza for the client; dropped once the stream is closing (nothing can carry it)."""
+        if self._stream.phase is not Phase.READY or self._writer_done:
+            log.debug("%s: stream closing, dropped an outgoing stanza", self)
+            return
+        self._stream.send(stanza.element if isinstance(stanza, Stanza) else stanza)
+        self._flush()
+        if self._backlog > MAX_BACKLOG:
+            log.warning("%s: the client does not read its stream; closing", self)
+            self.close(StreamError(_C.RESOURCE_CONSTRAINT, "too much unread data"))
+
+    def close(self, error: StreamError | None = None) -> None:
+        """Close the stream (with ``error`` if given): our close tag is written, then the socket closed."""
+        if self._end_queued:
+            return
+        if error is not None:
+            self.close_error = error
+            self.reason = self.reason or f"stream error {error.condition.value}"
+            self._graceful = False
+        else:
+            self.reason = self.reason or "closed by the server"
+        self._stream.close(error)
+        self._flush()
+        self._end_writes()
+
+    def __str__(self) -> str:
+        return str(self._jid) if self._jid is not None else self.peer
+
+    # -- running ------------------------------------------------------------------------------------------------
+    async def run(self) -> None:
+        """Serve the connection until it ends; never raises except on cancellation."""
+        try:
+            async with asyncio.TaskGroup() as group:
+                group.create_task(self._write_loop(), name=f"c2s writer {self.peer}")
+                try:
+                    await self._read_loop()
+                finally:
+                    self._end_writes()
+        except Exception:
+            log.exception("%s: connection failed", self)
+            self.reason = self.reason or "internal error"
+        finally:
+            await self._finish()
+
+    async def _finish(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+        if self._bound and self._host is not None:
+            self._host.sessions.remove(self)
+            await self._host.hooks.fire(SessionEnded(self, self.close_error))
+        log.info("%s: closed (%s)", self, self.reason or "connection lost")
+
+    def _timeout(self) -> float:
+        idle = self._ctx.config.limits.idle_timeout_s
+        if self._ready:
+            return idle
+        return max(0.0, min(idle, self._deadline - time.monotonic()))
+
+    async def _read_loop(self) -> None:
+        stream = self._stream
+        while not stream.closed and not self._end_queued:
+            try:
+                async with asyncio.timeout(self._timeout()):
+                    data = await self._reader.read(_READ_SIZE)
+            except TimeoutError:
+                what = "idle" if self._ready else "negotiation not finished in time"
+                log.info("%s: %s; closing", self, what)
+                self.close(StreamError(_C.CONNECTION_TIMEOUT, what))
+                return
+            except (ConnectionError, OSError) as exc:
+                self.reason = self.reason or f"network error: {exc}"
+                self._peer_closed.set()  # nothing more can come: no reason to wait for a close tag
+                return
+            if not data:
+                self.reason = self.reason or "connection closed by the client"
+                self._peer_closed.set()
+                return
+            self.last_received = time.monotonic()
+            try:
+                events = stream.receive_data(data)
+                await self._handle(events)
+            except ev.StreamViolation as exc:
+                await self._violation(exc)
+                return
+            self._flush()
+
+    async def _violation(self, exc: ev.StreamViolation) -> None:
+        # Whatever arrived whole before the fault is still handled (a stanza is a stanza).
+        with contextlib.suppress(ev.StreamViolation):
+            await self._handle([e for e in exc.events if isinstance(e, ev.StanzaReceived)])
+        log.warning("%s: protocol error by the client: %s", self, exc.error)
+        self.close_error = exc.error
+        self.reason = self.reason or f"stream error {exc.error.condition.value}"
+        self._graceful = False
+        self._flush()
+        self._end_writes()
+
+    # -- writing ------------------------------------------------------------------------------------------------
+    def _flush(self) -> None:
+        data = self._stream.data_to_send()
+        if data and not self._writer_done and not self._end_queued:
+            self._backlog += len(data)
+            self._queue.put_nowait(data)
+
+    def _end_writes(self) -> None:
+        if not self._end_queued:
+            self._flush()
+            self._end_queued = True
+            self._queue.put_nowait(_CLOSE)
+
+    async def _write_loop(self) -> None:
+        timeout = self._ctx.config.limits.idle_timeout_s
+        try:
+            while True:
+                item = await self._queue.get()
+                try:
+                    if isinstance(item, _Close):
+                        break
+                    self._backlog -= len(item)
+                    self._writer.write(item)
+                    async with asyncio.timeout(timeout):
+                        await self._writer.drain()
+                finally:
+                    self._queue.task_done()
+            if self._graceful and not self._peer_closed.is_set():
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(CLOSE_WAIT_S):
+                        await self._peer_closed.wait()
+        except (ConnectionError, OSError, TimeoutError) as exc:
+            self.reason = self.reason or f"write failed: {exc or type(exc).__name__}"
+        finally:
+            self._writer_done = True
+            while not self._queue.empty():  # nobody may wait on join() for data that cannot go out
+                self._queue.get_nowait()
+                self._queue.task_done()
+            self._writer.close()
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(1.0):
+                    await self._writer.wait_closed()
+
+    # -- the machine's events -------------------------------------------------------------------------------------
+    async def _handle(self, events: Sequence[ev.Event]) -> None:
+        for event in events:
+            if self._writer_done:
+                return
+            if isinstance(event, ev.StanzaReceived):
+                await self._on_stanza(event.element)
+            elif isinstance(event, ev.StreamOpened):
+                self._domain = event.to
+            elif isinstance(event, ev.TLSRequested):
+                await self._handle(await self._start_tls())
+            elif isinstance(event, ev.CredentialsRequired):
+                await self._handle(self._stream.provide_credentials(await self._credentials(event)))
+            elif isinstance(event, ev.Authenticated):
+                log.info("%s: authenticated as %s (%s)", self.peer, event.identity, event.mechanism)
+            elif isinstance(event, ev.AuthenticationFailed):
+                self._ctx.throttle.record_failure(self.ip)
+                log.warning("%s: authentication failed: %s", self.peer, event.error.condition.value)
+            elif isinstance(event, ev.BindRequested):
+                self._flush()
+                await self._handle(self._bind(event.resource))
+            elif isinstance(event, ev.Ready):
+                await self._on_ready()
+            elif isinstance(event, ev.StreamErrorReceived):
+                log.info("%s: stream error from the client: %s", self, event.error)
+                self.reason = f"the client sent a stream error: {event.error.condition.value}"
+            elif isinstance(event, ev.StreamClosed):
+                self.reason = self.reason or "closed by the client"
+                self._peer_closed.set()
+            elif isinstance(event, ev.NegotiationFailed):
+                self.reason = self.reason or event.reason
+            self._flush()
+
+    def _bindings(self) -> tuple[ChannelBinding, ...]:
+        ssl_object = self._writer.get_extra_info("ssl_object")
+        if not isinstance(ssl_object, ssl.SSLObject):
+            return ()
+        own = self._ctx.tls.own_certificate(ssl_object)
+        if own is None:
+            return ()
+        return channel_bindings(ssl_object, server_side=True, own_cert_der=own)
+
+    async def _start_tls(self) -> list[ev.Event]:
+        self._flush()
+        await self._queue.join()  # <proceed/> must be out before the handshake (RFC 6120 §5.4.3.3)
+        if self._writer_done:
+            return []
+        remaining = max(1.0, self._deadline - time.monotonic())
+        try:
+            await self._writer.start_tls(self._ctx.tls.starttls_context, ssl_handshake_timeout=remaining)
+        except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+            log.warning("%s: TLS handshake failed: %s", self.peer, exc)
+            self.reason = f"TLS handshake failed: {exc}"
+            self._graceful = False
+            self._end_writes()
+            return []
+        log.debug("%s: TLS established", self.peer)
+        return self._stream.tls_established(self._bindings())
+
+    async def _credentials(self, request: ev.CredentialsRequired) -> Sequence[Any] | None:
+        if self._ctx.throttle.blocked(self.ip):
+            log.warning("%s: too many failed logins from %s; refusing %s", self.peer, self.ip, request.username)
+            return None
+        domain = self._domain
+        host = self._ctx.hosts.get(domain) if domain is not None else None
+        if host is None:
+            return None
+        return await credentials_for(host.storage, request.username, host.domain)
+
+    def _bind(self, requested: str | None) -> list[ev.Event]:
+        identity = self._stream.identity
+        host = self._ctx.hosts.get(identity.domain) if identity is not None else None
+        if identity is None or host is None:
+            return self._stream.fail_bind(StanzaError(StanzaErrorCondition.NOT_ALLOWED))
+        try:
+            jid = JID.from_parts(identity.local, identity.domain, requested or new_resource())
+        except JIDError as exc:
+            return self._stream.fail_bind(StanzaError(StanzaErrorCondition.BAD_REQUEST, text=str(exc)))
+        self._host, self._jid, self._bound = host, jid, True
+        old = host.sessions.add(self)
+        if old is not None:
+            # RFC 6120 §7.7.2.2: the new session wins; the old one is told why it goes.
+            log.info("%s: resource conflict, replacing the older session", jid)
+            old.close(StreamError(_C.CONFLICT, "replaced by a new connection"))
+        return self._stream.complete_bind(jid)
+
+    async def _on_ready(self) -> None:
+        self._ready = True
+        log.info("%s: session bound from %s", self, self.peer)
+        await self.host.hooks.fire(SessionStarted(self))
+
+    async def _on_stanza(self, element: Element) -> None:
+        if element.name not in _STANZAS:
+            log.warning("%s: unknown top-level element %s", self, element.name)
+            self.close(StreamError(_C.UNSUPPORTED_STANZA_TYPE, f"not a stanza: {element.name}"))
+            return
+        claimed = element.attrs.get("from")
+        if claimed is not None:
+            try:
+                ok = JID(claimed) in (self.jid, self.jid.bare)
+            except JIDError:
+                ok = False
+            if not ok:
+                # RFC 6120 §8.1.2.1: the client may only name itself.
+                log.warning("%s: stanza with from=%r; closing", self, claimed)
+                self.close(StreamError(_C.INVALID_FROM, "'from' must be your own address"))
+                return
+        try:
+            await self._ctx.router.from_client(self, wrap(element))
+        except Exception:
+            log.exception("%s: routing a %s failed", self, element.local)
