@@ -38,12 +38,16 @@ def build_header(
     return "".join(parts).encode()
 
 
-def check_header(opened: parser.StreamOpened, kind: StreamKind) -> StreamOpened:
-    """Check the namespaces and the version of a received header; raise the stream error to send back."""
-    if opened.default_ns != kind.content_ns:
+def check_header(opened: parser.StreamOpened, kind: StreamKind, *, namespaces: bool = True) -> StreamOpened:
+    """Check the namespaces and the version of a received header; raise the stream error to send back.
+
+    ``namespaces=False`` for a framed stream's header (RFC 7395 ``<open/>``, a BOSH body): it declares no
+    content namespace, since every frame declares its own.
+    """
+    if namespaces and opened.default_ns != kind.content_ns:
         # §4.8.2 / §4.9.3.10: the content namespace is not the one this kind of stream speaks.
         raise RemoteProtocolError.of(_C.INVALID_NAMESPACE, f"this stream speaks {kind.content_ns}")
-    if kind is StreamKind.S2S and opened.prefixes.get("db", ns.DIALBACK) != ns.DIALBACK:
+    if namespaces and kind is StreamKind.S2S and opened.prefixes.get("db", ns.DIALBACK) != ns.DIALBACK:
         raise RemoteProtocolError.of(_C.BAD_NAMESPACE_PREFIX, "the db: prefix must be jabber:server:dialback")
     attrs = opened.attrs
     version = attrs.get("version")

@@ -29,7 +29,7 @@ element out; outgoing data is kept as a list of ``bytes`` joined in :meth:`~XMPP
 from __future__ import annotations
 
 import enum
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 
 from jaybird import ns
 from jaybird.errors import (
@@ -67,6 +67,16 @@ from jaybird.stream.feature import (
     TLSEstablished,
 )
 from jaybird.stream.features import default_features
+from jaybird.stream.framing import (
+    CLOSE_FRAME,
+    TERMINATE_FRAME,
+    XBOSH_RESTART,
+    XBOSH_VERSION,
+    Framing,
+    Unframer,
+    body_frame,
+    open_frame,
+)
 from jaybird.stream.header import CLOSE_TAG, build_header, check_header
 from jaybird.stream.state import Role, SessionState, StreamKind
 from jaybird.xml import parser
@@ -77,6 +87,7 @@ __all__ = ["Phase", "XMPPStream"]
 
 _STREAM_ERROR = ns.clark(ns.STREAM, "error")
 _STREAM_FEATURES = ns.clark(ns.STREAM, "features")
+_STARTTLS = ns.clark(ns.TLS, "starttls")
 _ElementReceived = parser.ElementReceived
 _C = StreamErrorCondition
 
@@ -111,15 +122,30 @@ class XMPPStream:
         *,
         max_stanza_bytes: int = 256 * 1024,
         channel_binding: ChannelBinding | Sequence[ChannelBinding] | None = None,
+        framing: Framing = Framing.TCP,
     ) -> None:
         """``channel_binding``: for a connection that is TLS from the first byte (``already_secure``, XEP-0368),
-        the binding(s) the driver read off the handshake; after STARTTLS they come with :meth:`tls_established`."""
+        the binding(s) the driver read off the handshake; after STARTTLS they come with :meth:`tls_established`.
+
+        ``framing``: what carries the stream (:mod:`jaybird.stream.framing`). WebSocket and BOSH streams hand
+        out one frame per element with :meth:`frames_to_send`."""
         kind = config.kind
         self._features = tuple(default_features(kind) if features is None else features)
         self._kind = kind
         self._content_ns = kind.content_ns
         self._prefixes = dict(kind.prefixes)
-        self._parser = parser.XMLStreamParser(max_stanza_bytes=max_stanza_bytes)
+        self._framing = framing
+        # A frame is a document of its own: it declares every namespace, the stanza namespace included.
+        self._default_ns: str | None = self._content_ns
+        self._unframer: Unframer | None = None
+        self._close_data = CLOSE_TAG
+        if framing.framed:
+            self._default_ns = None
+            self._prefixes = {}
+            self._unframer = Unframer(framing, initiating=isinstance(config, InitiatingConfig))
+            self._close_data = CLOSE_FRAME if framing is Framing.WEBSOCKET else TERMINATE_FRAME
+        self._headers_sent = 0
+        self._parser = parser.XMLStreamParser(framing.parser_root, max_stanza_bytes=max_stanza_bytes)
         self._out: list[bytes] = []
         state = SessionState.S2S if kind is StreamKind.S2S else SessionState.NONE
         if config.already_secure:
@@ -167,6 +193,10 @@ class XMPPStream:
         return self._kind
 
     @property
+    def framing(self) -> Framing:
+        return self._framing
+
+    @property
     def phase(self) -> Phase:
         return self._phase
 
@@ -200,7 +230,10 @@ class XMPPStream:
         if self._phase is Phase.CLOSED:
             return out
         try:
-            parsed = self._parser.feed(data)
+            fed = self._parser.feed(data)
+            parsed: Iterable[parser.ParserEvent] = fed
+            if self._unframer is not None:
+                parsed = self._unframe(fed, self._unframer)
             fast = self._fast
             for event in parsed:
                 if fast and event.__class__ is _ElementReceived:
@@ -219,13 +252,27 @@ class XMPPStream:
         return out
 
     def data_to_send(self) -> bytes:
-        """Everything queued for the transport since the last call."""
+        """Everything queued for the transport since the last call (TCP framing)."""
+        if self._unframer is not None:
+            raise LocalProtocolError("a framed stream hands out frames: use frames_to_send()")
         out = self._out
         if not out:
             return b""
         data = out[0] if len(out) == 1 else b"".join(out)
         out.clear()
         return data
+
+    def frames_to_send(self) -> list[bytes]:
+        """What is queued, one element (or header, or close) per item: a WebSocket message each (RFC 7395
+        §3.3.3), BOSH payload or :func:`~jaybird.stream.framing.body_frame` signals. On TCP, one chunk."""
+        out = self._out
+        if not out:
+            return []
+        if self._unframer is None:
+            return [self.data_to_send()]
+        frames = out.copy()
+        out.clear()
+        return frames
 
     # -- calls in ---------------------------------------------------------------------------------------------
     def send(self, stanza: Element) -> None:
@@ -234,7 +281,7 @@ class XMPPStream:
             raise LocalProtocolError(f"cannot send a stanza while the stream is {self._phase.value}")
         self._out.append(
             serialize(
-                stanza, default_ns=self._content_ns, content_ns=self._content_ns, prefixes=self._prefixes
+                stanza, default_ns=self._default_ns, content_ns=self._content_ns, prefixes=self._prefixes
             ).encode()
         )
 
@@ -246,7 +293,7 @@ class XMPPStream:
             self._send_header()  # §4.9.1.2: a stream error still needs a stream to travel on
         if error is not None:
             self._write(error.to_element())
-        self._out.append(CLOSE_TAG)
+        self._out.append(self._close_data)
         self._we_closed = True
         self._awaiting = False
         self._active = None
@@ -279,7 +326,7 @@ class XMPPStream:
     def _write(self, element: Element) -> None:
         self._out.append(
             serialize(
-                element, default_ns=self._content_ns, content_ns=self._content_ns, prefixes=self._prefixes
+                element, default_ns=self._default_ns, content_ns=self._content_ns, prefixes=self._prefixes
             ).encode()
         )
 
@@ -303,8 +350,33 @@ class XMPPStream:
                 stream_id=ctx.stream_id,
                 lang=self._lang or config_r.default_lang,
             )
-        self._out.append(header)
+        self._out.append(header if self._unframer is None else self._framed_header())
         self._header_sent = True
+        self._headers_sent += 1
+
+    def _framed_header(self) -> bytes:
+        """``<open/>`` (RFC 7395 §3.3) or the BOSH session / restart body (XEP-0206 §4, §5)."""
+        ctx = self._ctx
+        initiating = self._role is Role.INITIATING
+        lang = ctx.initiating.lang if initiating else self._lang or ctx.receiving.default_lang
+        from_: str | None = None if initiating else ctx.domain or None
+        to: str | None = ctx.domain if initiating else self._peer_from
+        if self._framing is Framing.WEBSOCKET:
+            return open_frame(from_=from_, to=to, stream_id=ctx.stream_id, lang=lang)
+        attrs: dict[str, str] = {}
+        if initiating:
+            attrs["to"] = ctx.domain
+            if self._headers_sent:
+                attrs[XBOSH_RESTART] = "true"
+        if self._headers_sent == 0 or not initiating:
+            attrs[XBOSH_VERSION] = "1.0"
+        if from_ is not None:
+            attrs["from"] = from_
+        if not initiating and ctx.stream_id is not None:
+            attrs["authid"] = ctx.stream_id
+        if lang:
+            attrs[ns.clark(ns.XML, "lang")] = lang
+        return body_frame(attrs)
 
     # -- internals: reading ---------------------------------------------------------------------------------------
     def _handle(self, event: parser.ParserEvent, out: list[Event]) -> None:
@@ -323,7 +395,7 @@ class XMPPStream:
             ctx.domain = to if to in config.domains else ""
             self._peer_from = opened.attrs.get("from")
             self._lang = opened.attrs.get(ns.clark(ns.XML, "lang"))
-            header = check_header(opened, self._kind)
+            header = check_header(opened, self._kind, namespaces=self._unframer is None)
             if not ctx.domain:
                 raise RemoteProtocolError.of(_C.HOST_UNKNOWN, "this server does not serve that domain")
             self._send_header()
@@ -335,18 +407,24 @@ class XMPPStream:
             self._phase = Phase.NEGOTIATING
             self._after_feature(out)
         else:
-            header = check_header(opened, self._kind)
+            header = check_header(opened, self._kind, namespaces=self._unframer is None)
             if header.stream_id is None:
                 raise RemoteProtocolError.of(_C.BAD_FORMAT, "the response header needs an id (§4.7.3)")
             ctx.stream_id = header.stream_id
             out.append(header)
             self._phase = Phase.FEATURES
 
+    def _unframe(self, parsed: list[parser.ParserEvent], unframer: Unframer) -> Iterator[parser.ParserEvent]:
+        # Lazily: whether a BOSH body is a header depends on the phase the events before it left.
+        for event in parsed:
+            yield from unframer.translate(event, awaiting_header=self._phase is Phase.HEADER)
+
     def _on_peer_close(self, out: list[Event]) -> None:
         out.append(StreamClosed())
         self._peer_closed = True
         if not self._we_closed:
-            self._out.append(CLOSE_TAG)
+            if self._framing is not Framing.BOSH:  # a BOSH terminate ends the session for both sides
+                self._out.append(self._close_data)
             self._we_closed = True
         self._phase = Phase.CLOSED
 
@@ -426,6 +504,10 @@ class XMPPStream:
         names = tuple(child.name for child in element.elements())
         self._offers = []
         for feature in self._features:
+            if feature.name == _STARTTLS and self._unframer is not None:
+                # RFC 7395 §3.7 / XEP-0206 §8: TLS belongs to the HTTP layer; an offer on the stream cannot be
+                # taken up, even marked required (Prosody 0.12's mod_bosh sends one), so it is ignored.
+                continue
             child = element.find(feature.name)
             if child is not None:
                 self._offers.append((feature, feature.parse(child)))
