@@ -20,6 +20,7 @@ from jaybird.errors import StreamError
 from jaybird.jid import JID
 from jaybird.server.hooks import Handler, HookBus, Registration
 from jaybird.stanza import Iq, IqType, Message, Payload, Presence, Stanza
+from jaybird.stream.feature import StreamFeature
 from jaybird.xml.element import Element
 
 if TYPE_CHECKING:
@@ -168,6 +169,12 @@ class Host(Protocol):
 
     def add_identity(self, identity: Identity) -> Registration: ...
 
+    def add_stream_feature(self, feature: StreamFeature) -> Registration:
+        """Advertise (and negotiate, if it accepts elements) a stream feature on client streams to this host,
+        after the core's own (STARTTLS, SASL, bind, session): roster versioning, pre-approval, caps."""
+
+    def stream_features(self) -> Sequence[StreamFeature]: ...
+
     def features(self) -> frozenset[str]: ...
 
     def account_features(self) -> frozenset[str]: ...
@@ -208,6 +215,9 @@ class ServerModule:
 
     def identity(self, identity: Identity) -> Registration:
         return self._keep(self.host.add_identity(identity))
+
+    def stream_feature(self, feature: StreamFeature) -> Registration:
+        return self._keep(self.host.add_stream_feature(feature))
 
     def _keep(self, registration: Registration) -> Registration:
         self._registrations.append(registration)

@@ -26,7 +26,7 @@ from jaybird.server.auth import FailedLoginThrottle, credentials_for, offered_me
 from jaybird.server.certs import ServerTLS
 from jaybird.server.config import ServerConfig
 from jaybird.server.events import SessionEnded, SessionStarted
-from jaybird.server.host import VirtualHost
+from jaybird.server.host import VirtualHost, client_stream_features
 from jaybird.server.router import Router
 from jaybird.server.sessions import new_resource
 from jaybird.stanza import Presence, Stanza, wrap
@@ -107,7 +107,12 @@ class C2SConnection:
         bindings: tuple[ChannelBinding, ...] = ()
         if direct_tls:
             bindings = self._bindings()
-        self._stream = XMPPStream(receiving, max_stanza_bytes=limits.max_stanza_bytes, channel_binding=bindings or None)
+        self._stream = XMPPStream(
+            receiving,
+            client_stream_features(context.hosts.values()),
+            max_stanza_bytes=limits.max_stanza_bytes,
+            channel_binding=bindings or None,
+        )
         self._queue: asyncio.Queue[bytes | _Close] = asyncio.Queue()
         self._backlog = 0
         self._writer_done = False

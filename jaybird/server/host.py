@@ -7,7 +7,8 @@ to its domain; routing itself is the router's, reached through :meth:`VirtualHos
 from __future__ import annotations
 
 import collections
-from collections.abc import Awaitable, Callable, Sequence
+import dataclasses
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from jaybird.jid import JID
@@ -15,6 +16,10 @@ from jaybird.server.api import Identity, IqHandler, IqScope, ServerModule, Sessi
 from jaybird.server.hooks import HookBus, Registration
 from jaybird.server.sessions import SessionRegistry
 from jaybird.stanza import Iq, IqType, Message, Presence
+from jaybird.stream.feature import NegotiationContext, StreamFeature
+from jaybird.stream.features import default_features
+from jaybird.stream.state import StreamKind
+from jaybird.xml.element import Element
 
 if TYPE_CHECKING:
     from jaybird.server.config import HostConfig, ServerConfig
@@ -40,6 +45,7 @@ class VirtualHost:
         self._features: collections.Counter[str] = collections.Counter()
         self._account_features: collections.Counter[str] = collections.Counter()
         self._identities: list[Identity] = []
+        self._stream_features: list[StreamFeature] = []
         self._modules: dict[type[ServerModule], ServerModule] = {}
 
     # -- what the Host protocol exposes ---------------------------------------------------------------------------
@@ -117,6 +123,15 @@ class VirtualHost:
         self._identities.append(identity)
         return Registration(f"identity {identity.category}/{identity.type}", lambda: self._identities.remove(identity))
 
+    def add_stream_feature(self, feature: StreamFeature) -> Registration:
+        if any(known.name == feature.name for known in self._stream_features):
+            raise ValueError(f"the stream feature {feature.name} is registered already on {self.domain}")
+        self._stream_features.append(feature)
+        return Registration(f"stream feature {feature.name}", lambda: self._stream_features.remove(feature))
+
+    def stream_features(self) -> Sequence[StreamFeature]:
+        return tuple(self._stream_features)
+
     def features(self) -> frozenset[str]:
         return frozenset(self._features)
 
@@ -140,3 +155,22 @@ class VirtualHost:
     @property
     def loaded_modules(self) -> Sequence[ServerModule]:
         return tuple(self._modules.values())
+
+
+def client_stream_features(hosts: Iterable[VirtualHost]) -> tuple[StreamFeature, ...]:
+    """The features of a new client stream: the core's, then every host's module features, each advertised only
+    on a stream addressed to its host (the machine learns the host from the stream header's ``to``)."""
+    features = list(default_features(StreamKind.C2S))
+    for host in hosts:
+        for feature in host.stream_features():
+            features.append(_for_domain(feature, host.domain))
+    return tuple(features)
+
+
+def _for_domain(feature: StreamFeature, domain: str) -> StreamFeature:
+    advertise = feature.advertise
+
+    def only_here(ctx: NegotiationContext) -> Element | None:
+        return advertise(ctx) if ctx.domain == domain else None
+
+    return dataclasses.replace(feature, advertise=only_here)

@@ -16,11 +16,13 @@ from typing import TYPE_CHECKING, ClassVar
 from jaybird import ns
 from jaybird.errors import StanzaError, StanzaErrorCondition
 from jaybird.ext.disco.access import may_see_presence
+from jaybird.ext.disco.caps import NAME as CAPS_NAME
 from jaybird.ext.disco.caps import Caps, caps_ver
 from jaybird.ext.disco.wire import INFO, ITEMS, DiscoIdentity, DiscoInfo, DiscoItem, DiscoItems
 from jaybird.server.api import Host, Identity, IqRequest, IqScope, ServerModule
 from jaybird.server.hooks import Registration
 from jaybird.stanza import IqType
+from jaybird.stream.feature import StreamFeature
 from jaybird.xml.element import Element
 
 if TYPE_CHECKING:
@@ -54,6 +56,8 @@ class DiscoModule(ServerModule):
         self.iq(IqType.GET, INFO, self._server_info, scope=IqScope.HOST)
         self.iq(IqType.GET, ITEMS, self._server_items, scope=IqScope.HOST)
         self.iq(IqType.GET, INFO, self._account_info, scope=IqScope.ACCOUNT)
+        # XEP-0115 §6.3: the server's own capabilities in its stream features (the ver follows loaded modules).
+        self.stream_feature(StreamFeature(name=CAPS_NAME, advertise=lambda ctx: self.caps_element()))
 
     # -- API for other modules ----------------------------------------------------------------------------------
     def add_item(self, item: DiscoItem) -> Registration:

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
 
+from jaybird import ns
 from jaybird.errors import StanzaError, StanzaErrorCondition
 from jaybird.ext.presence.subscription import SUBSCRIPTION_TYPES, Outcome, inbound, outbound
 from jaybird.ext.roster.server import RosterModule
@@ -23,10 +24,19 @@ from jaybird.jid import JID
 from jaybird.server.api import ServerModule, Session
 from jaybird.server.events import PresenceToAccount, SessionAvailable, SessionEnded, StanzaFromClient
 from jaybird.stanza import Presence, PresenceType
+from jaybird.stream.feature import StreamFeature
+from jaybird.stream.state import SessionState
+from jaybird.xml.element import Element
 
 __all__ = ["PRE_APPROVAL_FEATURE", "PresenceModule"]
 
 PRE_APPROVAL_FEATURE = "urn:xmpp:features:pre-approval"
+#: RFC 6121 §3.4.1: the server supports subscription pre-approval; advertised after authentication.
+PRE_APPROVAL = StreamFeature(
+    name=ns.clark(PRE_APPROVAL_FEATURE, "sub"),
+    necessary=SessionState.AUTHENTICATED,
+    advertise=lambda ctx: Element(ns.clark(PRE_APPROVAL_FEATURE, "sub")),
+)
 #: Directed-presence recipients remembered per session (beyond this the oldest are forgotten).
 MAX_DIRECTED = 1000
 
@@ -58,6 +68,7 @@ class PresenceModule(ServerModule):
         self.roster = roster
         self.on(StanzaFromClient, self._from_client)
         self.on(PresenceToAccount, self._to_account)
+        self.stream_feature(PRE_APPROVAL)
         self.on(SessionEnded, self._session_ended)
 
     # -- from the account's own clients ----------------------------------------------------------------------

@@ -3,9 +3,8 @@
 Other modules change rosters through :meth:`RosterModule.update` (the presence module, for subscription state)
 under :meth:`RosterModule.lock`, so that two changes to one roster never interleave their read and write.
 
-The stream feature ``<ver xmlns='urn:xmpp:features:rosterver'/>`` (RFC 6121 §2.6.1) belongs to the c2s
-stream features, which the module contract cannot add to; the module answers ``ver`` whether or not it was
-advertised, which is what a client that saw the feature on another stream expects.
+Roster versioning is advertised with the stream feature ``<ver xmlns='urn:xmpp:features:rosterver'/>`` after
+authentication (RFC 6121 §2.6.1).
 """
 
 from __future__ import annotations
@@ -22,6 +21,9 @@ from jaybird.ext.roster.wire import ITEM, QUERY, RosterItem, RosterQuery, Subscr
 from jaybird.jid import JID
 from jaybird.server.api import IqRequest, IqScope, ServerModule
 from jaybird.stanza import Iq, IqType, Presence, PresenceType
+from jaybird.stream.feature import StreamFeature
+from jaybird.stream.state import SessionState
+from jaybird.xml.element import Element
 
 __all__ = ["RosterModule"]
 
@@ -33,6 +35,14 @@ def _error(condition: StanzaErrorCondition, text: str) -> StanzaError:
     return StanzaError(condition, text=text)
 
 
+#: RFC 6121 §2.6.1: advertised once the client is authenticated; nothing to negotiate.
+ROSTER_VERSIONING = StreamFeature(
+    name=ns.clark(ns.ROSTER_VER_FEATURE, "ver"),
+    necessary=SessionState.AUTHENTICATED,
+    advertise=lambda ctx: Element(ns.clark(ns.ROSTER_VER_FEATURE, "ver")),
+)
+
+
 class RosterModule(ServerModule):
     name = "roster"
     implements = ("RFC 6121 §2", "XEP-0237")
@@ -42,8 +52,7 @@ class RosterModule(ServerModule):
         self._locks: weakref.WeakValueDictionary[JID, asyncio.Lock] = weakref.WeakValueDictionary()
         self.iq(IqType.GET, QUERY, self._on_get, scope=IqScope.ACCOUNT)
         self.iq(IqType.SET, QUERY, self._on_set, scope=IqScope.ACCOUNT)
-        # Not a disco feature by any XEP, but where a client or test can see that ver is answered.
-        self.feature(ns.ROSTER_VER_FEATURE)
+        self.stream_feature(ROSTER_VERSIONING)
 
     # -- the API other modules use ----------------------------------------------------------------------------
     @contextlib.asynccontextmanager
