@@ -26,12 +26,14 @@ MechanismFactory = Callable[[ChannelBinding | None], Sequence[ClientMechanism]]
 class InitiatingConfig:
     """What the initiating entity (a client, or a server opening s2s) wants from the stream."""
 
-    #: Our address: ``user@domain`` (a resource here is the one asked for when binding unless ``resource``).
+    #: Our address: ``user@domain`` (a resource here is the one asked for when binding unless ``resource``);
+    #: a component's own domain on a component stream (XEP-0114).
     jid: JID
     #: The domain we connect to (the header's ``to``); the JID's domain when None.
     to: str | None = None
     kind: StreamKind = StreamKind.C2S
-    password: str | None = None
+    #: The SASL password; on a component stream, the secret shared with the server (XEP-0114 §3).
+    password: str | None = field(default=None, repr=False)
     authzid: str | None = None
     #: Overrides the mechanisms built from ``password`` (strongest first).
     mechanisms: MechanismFactory | None = None
@@ -84,6 +86,10 @@ class ReceivingConfig:
     see_other_host: str | None = None
     default_lang: str = "en"
     stream_id: Callable[[], str] = field(default=random_stream_id)
+    #: Component streams (XEP-0114): the shared secret of a component domain, None when it has none. ``domains``
+    #: are then the component domains accepted; a callable keeps the secrets out of reprs and lets the
+    #: server look them up in its own configuration.
+    component_secret: Callable[[str], str | None] | None = field(default=None, repr=False)
 
     def __post_init__(self) -> None:
         if not self.domains:

@@ -23,15 +23,19 @@ def build_header(
     to: str | None,
     stream_id: str | None,
     lang: str | None,
+    version: str | None = "1.0",
 ) -> bytes:
-    """The XML declaration and the opening tag of ``<stream:stream>`` in the kind's namespaces."""
+    """The XML declaration and the opening tag of ``<stream:stream>`` in the kind's namespaces.
+
+    ``version=None`` leaves the attribute out, as XEP-0114 §3 component headers do."""
     parts = [f"<?xml version='1.0'?><stream:stream xmlns='{kind.content_ns}'"]
     for namespace, prefix in kind.prefixes.items():
         parts.append(f" xmlns:{prefix}='{escape_attr(namespace)}'")
     for key, value in (("from", from_), ("to", to), ("id", stream_id)):
         if value is not None:
             parts.append(f" {key}='{escape_attr(value)}'")
-    parts.append(" version='1.0'")
+    if version is not None:
+        parts.append(f" version='{escape_attr(version)}'")
     if lang:
         parts.append(f" xml:lang='{escape_attr(lang)}'")
     parts.append(">")

@@ -29,7 +29,7 @@ element out; outgoing data is kept as a list of ``bytes`` joined in :meth:`~XMPP
 from __future__ import annotations
 
 import enum
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 
 from jaybird import ns
 from jaybird.errors import (
@@ -67,6 +67,7 @@ from jaybird.stream.feature import (
     TLSEstablished,
 )
 from jaybird.stream.features import default_features
+from jaybird.stream.features.handshake import component_stanza_check
 from jaybird.stream.framing import (
     CLOSE_FRAME,
     TERMINATE_FRAME,
@@ -180,6 +181,10 @@ class XMPPStream:
         # receiving side, once ready: optional features the client may still use before its first stanza
         self._late: list[StreamFeature] = []
         self._fast = False
+        # XEP-0114 §3: component headers carry no version, and the stream no <stream:features/>.
+        self._version: str | None = None if kind is StreamKind.COMPONENT else "1.0"
+        # Receiving side of a component stream, once ready: the check every stanza must pass (XEP-0114 §3).
+        self._stanza_check: Callable[[Element], None] | None = None
         if self._role is Role.INITIATING:
             self._send_header()
 
@@ -235,16 +240,20 @@ class XMPPStream:
             if self._unframer is not None:
                 parsed = self._unframe(fed, self._unframer)
             fast = self._fast
+            check = self._stanza_check
             for event in parsed:
                 if fast and event.__class__ is _ElementReceived:
                     element = event.element
                     if element.name != _STREAM_ERROR:
+                        if check is not None:
+                            check(element)
                         out.append(StanzaReceived(element))
                         continue
                 self._handle(event, out)
                 if self._restarted or self.closed:
                     break
                 fast = self._fast
+                check = self._stanza_check
         except RemoteProtocolError as e:
             raise self._violation(e.error, out) from e
         finally:
@@ -338,7 +347,12 @@ class XMPPStream:
             secure = bool(ctx.state & SessionState.SECURE)
             sender = str(config.jid.bare if self._kind is StreamKind.C2S else config.jid.domain)
             header = build_header(
-                self._kind, from_=sender if secure else None, to=ctx.domain, stream_id=None, lang=config.lang
+                self._kind,
+                from_=sender if secure else None,
+                to=ctx.domain,
+                stream_id=None,
+                lang=config.lang,
+                version=self._version,
             )
         else:
             config_r = ctx.receiving
@@ -349,6 +363,7 @@ class XMPPStream:
                 to=self._peer_from,
                 stream_id=ctx.stream_id,
                 lang=self._lang or config_r.default_lang,
+                version=self._version,
             )
         self._out.append(header if self._unframer is None else self._framed_header())
         self._header_sent = True
@@ -412,6 +427,12 @@ class XMPPStream:
                 raise RemoteProtocolError.of(_C.BAD_FORMAT, "the response header needs an id (§4.7.3)")
             ctx.stream_id = header.stream_id
             out.append(header)
+            if self._kind is StreamKind.COMPONENT:
+                # XEP-0114 §3: no <stream:features/> follows; every feature in the table is on offer, required.
+                self._offers = [(feature, Offer(required=True)) for feature in self._features]
+                self._phase = Phase.NEGOTIATING
+                self._after_feature(out)
+                return
             self._phase = Phase.FEATURES
 
     def _unframe(self, parsed: list[parser.ParserEvent], unframer: Unframer) -> Iterator[parser.ParserEvent]:
@@ -444,6 +465,8 @@ class XMPPStream:
             self._on_features(element, out)
         elif phase is Phase.CLOSING and self._ctx.state & SessionState.READY:
             # §4.4: after our close tag the peer may still finish sending what it had; deliver it.
+            if self._stanza_check is not None:
+                self._stanza_check(element)
             out.append(StanzaReceived(element))
 
     def _on_negotiation_element(self, element: Element, out: list[Event]) -> None:
@@ -477,6 +500,8 @@ class XMPPStream:
         # The first stanza ends the window for optional features: from here on, the fast path only.
         self._late = []
         self._fast = True
+        if self._stanza_check is not None:
+            self._stanza_check(element)
         out.append(StanzaReceived(element))
 
     def _negotiation(self, feature: StreamFeature) -> Negotiation:
@@ -489,6 +514,10 @@ class XMPPStream:
     # -- internals: negotiation ------------------------------------------------------------------------------------
     def _advertise(self) -> None:
         ctx = self._ctx
+        if self._kind is StreamKind.COMPONENT:
+            # XEP-0114 §3: no <stream:features/>; every usable feature is implicitly on offer.
+            self._advertised = [feature for feature in self._features if feature.usable(ctx.state)]
+            return
         features = Element(_STREAM_FEATURES)
         self._advertised = []
         for feature in self._features:
@@ -588,6 +617,8 @@ class XMPPStream:
         ctx.state |= SessionState.READY
         self._phase = Phase.READY
         self._fast = not self._late and self._active is None
+        if self._role is Role.RECEIVING and self._kind is StreamKind.COMPONENT:
+            self._stanza_check = component_stanza_check(ctx.domain)
         out.append(Ready(ctx.jid or ctx.identity))
 
     def _give_up(self, reason: str, out: list[Event]) -> None:

@@ -92,6 +92,7 @@ class ProsodyServer:
         password_hash: str = "SHA-1",
         ssl_protocol: str | None = None,
         extra_hosts: Sequence[str] = (),
+        components: Mapping[str, str] | None = None,
         log_level: str = "info",
         start_timeout: float = 20.0,
         stop_timeout: float = 10.0,
@@ -105,6 +106,8 @@ class ProsodyServer:
         self._ssl_protocol = ssl_protocol
         # Further virtual hosts present the main domain's certificate: a certificate name mismatch for clients.
         self._extra_hosts = tuple(extra_hosts)
+        # XEP-0114 external components: name -> shared secret, all on one component port.
+        self._components = dict(components or {})
         self._log_level = log_level
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
@@ -149,6 +152,13 @@ class ProsodyServer:
         if self._http_port is None:
             raise ProsodyError("started without http")
         return self._http_port
+
+    @property
+    def component_port(self) -> int:
+        """The XEP-0114 component port (plain TCP, loopback only)."""
+        if self._component_port is None:
+            raise ProsodyError("started without components")
+        return self._component_port
 
     @property
     def config_file(self) -> Path:
@@ -273,9 +283,10 @@ class ProsodyServer:
         self._c2s_tls_port = free_port(LOOPBACK) if self._direct_tls else None
         self._s2s_port = free_port(LOOPBACK) if self._s2s else None
         self._http_port = free_port(LOOPBACK) if self._http else None
+        self._component_port = free_port(LOOPBACK) if self._components else None
 
     def _ports(self) -> list[int]:
-        optional = (self._c2s_tls_port, self._s2s_port, self._http_port)
+        optional = (self._c2s_tls_port, self._s2s_port, self._http_port, self._component_port)
         return [self._c2s_port, *(port for port in optional if port is not None)]
 
     def _prosodyctl_run(self, args: list[str], *, timeout: float) -> None:
@@ -326,7 +337,8 @@ class ProsodyServer:
             "http_ports": [] if self._http_port is None else [self._http_port],
             "https_ports": [],
             "http_interfaces": [LOOPBACK],
-            "component_ports": [],
+            "component_ports": [] if self._component_port is None else [self._component_port],
+            "component_interfaces": [LOOPBACK],
             "legacy_ssl_ports": [],
             "modules_enabled": self._modules,
             "modules_disabled": [] if self._s2s_port is not None else ["s2s"],
@@ -346,7 +358,11 @@ class ProsodyServer:
         }
         body = "".join(f"{name} = {lua(value)}\n" for name, value in settings.items())
         hosts = "".join(f"\nVirtualHost {lua(host)}\n" for host in (self._domain, *self._extra_hosts))
-        return body + hosts
+        components = "".join(
+            f"\nComponent {lua(name)}\n    component_secret = {lua(secret)}\n"
+            for name, secret in self._components.items()
+        )
+        return body + hosts + components
 
 
 @dataclass(frozen=True, slots=True)

@@ -675,12 +675,14 @@ def test_client_sends_session_only_when_required(make_client: ClientFactory) -> 
 
 
 def test_component_header_without_version(make_server: ServerFactory) -> None:
-    """XEP-0114 §3: a component's header carries no version; its stream has no features to negotiate."""
+    """XEP-0114 §3: a component's header carries no version; the stream has no <stream:features/> and is not
+    ready before the handshake (tests/protocol/test_component.py covers the handshake itself)."""
     server = make_server(kind=StreamKind.COMPONENT, tls_offered=False, tls_required=False)
     header = "<stream:stream xmlns='jabber:component:accept' xmlns:stream='http://etherx.jabber.org/streams'"
     events = server.receive_data(f"{header} to='{DOMAIN}'>".encode())
-    assert isinstance(events[0], StreamOpened) and events[1:] == [Ready(None)]
-    assert server.data_to_send().endswith(b"<stream:features/>")
+    assert isinstance(events[0], StreamOpened) and events[1:] == []
+    sent = server.data_to_send()
+    assert sent.endswith(b">") and b"features" not in sent and b"version=" not in sent.split(b"?>", 1)[1]
 
 
 def test_data_after_our_close_is_still_delivered(make_server: ServerFactory, accounts: dict[str, Credentials]) -> None:

@@ -24,6 +24,7 @@ LAYERS: dict[str, int] = {
     "jaybird.transport": 2,
     "jaybird.dispatch": 2,
     "jaybird.client": 2,
+    "jaybird.session": 2,
     "jaybird.component": 2,
     "jaybird.cli": 2,
     "jaybird.server": 2,

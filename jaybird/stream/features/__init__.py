@@ -4,12 +4,13 @@ from __future__ import annotations
 
 from jaybird.stream.feature import StreamFeature
 from jaybird.stream.features.bind import BIND
+from jaybird.stream.features.handshake import HANDSHAKE
 from jaybird.stream.features.sasl import SASL
 from jaybird.stream.features.session import LEGACY_SESSION
 from jaybird.stream.features.starttls import STARTTLS
 from jaybird.stream.state import StreamKind
 
-__all__ = ["BIND", "LEGACY_SESSION", "SASL", "STARTTLS", "default_features"]
+__all__ = ["BIND", "HANDSHAKE", "LEGACY_SESSION", "SASL", "STARTTLS", "default_features"]
 
 
 def default_features(kind: StreamKind) -> tuple[StreamFeature, ...]:
@@ -18,4 +19,4 @@ def default_features(kind: StreamKind) -> tuple[StreamFeature, ...]:
         return (STARTTLS, SASL, BIND, LEGACY_SESSION)
     if kind is StreamKind.S2S:
         return (STARTTLS, SASL)
-    return ()
+    return (HANDSHAKE,)  # XEP-0114
