@@ -4,7 +4,7 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMP  := $(VENV)/.installed
 
-.PHONY: test lint typecheck pytest peers venv bench-parser clean serve
+.PHONY: test lint typecheck pytest peers venv bench bench-parser clean serve
 
 venv: $(STAMP)
 
@@ -36,6 +36,10 @@ serve: venv
 
 bench-parser: venv
 	$(PY) bench/parser.py
+
+# Prosody, ejabberd and jaybird under the same load (bench/README.md); BENCH_ARGS="--quick" for a smoke run.
+bench: venv peers
+	$(PY) bench/run.py $(BENCH_ARGS)
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache .hypothesis

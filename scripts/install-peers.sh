@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs the third-party XMPP software the interop tests start themselves (Debian 12 packages), and makes
-# sure no system-wide Prosody is running: the tests run private instances on their own loopback ports.
+# sure no system-wide Prosody, ejabberd or biboumi is running: the tests run private instances on their own loopback ports.
 # Idempotent and silent when there is nothing to do. Without root, missing packages are reported and the
 # interop tests skip (or fail, when CI is set).
 set -euo pipefail
 
 # lua-unbound is only a Recommends of prosody: without it Prosody falls back to its legacy DNS resolver.
-packages=(prosody lua-unbound go-sendxmpp openssl postgresql)
+# biboumi is the IRC gateway component (XEP-0114) the component interop test connects to jaybird.
+packages=(prosody lua-unbound ejabberd go-sendxmpp openssl postgresql biboumi)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -25,7 +26,7 @@ if [ ${#missing[@]} -gt 0 ]; then
     fi
     log=$(mktemp)
     policy_created=0
-    # Keep the packages' maintainer scripts from starting a system-wide Prosody at all.
+    # Keep the packages' maintainer scripts from starting a system-wide Prosody, ejabberd or biboumi at all.
     if [ ! -e /usr/sbin/policy-rc.d ]; then
         printf '#!/bin/sh\nexit 101\n' >/usr/sbin/policy-rc.d
         chmod 755 /usr/sbin/policy-rc.d
@@ -47,9 +48,11 @@ if [ ${#missing[@]} -gt 0 ]; then
 fi
 
 # A system instance started anyway (by an older install, or an init system ignoring policy-rc.d) is stopped.
-if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet prosody 2>/dev/null; then
-    systemctl stop prosody
-fi
+for service in prosody ejabberd biboumi; do
+    if command -v systemctl >/dev/null 2>&1 && systemctl is-active --quiet "$service" 2>/dev/null; then
+        systemctl stop "$service"
+    fi
+done
 pidfile=/run/prosody/prosody.pid
 if [ -r "$pidfile" ]; then
     pid=$(cat "$pidfile")

@@ -1,0 +1,66 @@
+"""bench/run.py keeps working: a --quick run of every scenario against Prosody exits 0, prints a figure for
+each scenario, and writes no results file."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+
+from tests.peers import require_binary
+
+BENCH = Path(__file__).resolve().parents[2] / "bench" / "run.py"
+
+pytestmark = pytest.mark.timeout(60)
+
+
+def figures(stdout: str) -> dict[str, float]:
+    """The table's rows as {figure: Prosody's value}."""
+    found: dict[str, float] = {}
+    for line in stdout.splitlines():
+        cells = [cell.strip() for cell in line.strip().strip("|").split("|")]
+        if len(cells) == 2 and cells[1] not in ("---", "prosody", "-"):
+            found[cells[0]] = float(cells[1].replace(",", ""))
+    return found
+
+
+def test_quick_run_against_prosody(tmp_path: Path) -> None:
+    require_binary("prosody")
+    out = tmp_path / "servers.json"
+    began = time.monotonic()
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--servers", "prosody", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+    elapsed = time.monotonic() - began
+    assert result.returncode == 0, result.stdout + result.stderr
+    table = figures(result.stdout)
+    assert table["a throughput N=10 msg/s"] > 0
+    assert table["b logins STARTTLS+SCRAM-SHA-1 /s"] > 0
+    assert table["b logins plain+PLAIN /s"] > 0
+    assert table["c idle n=30 RSS MB"] > 0
+    assert 0 < table["d latency at 200 msg/s p50 ms"] <= table["d latency at 200 msg/s p99 ms"]
+    assert table["e fan-out 10 online ms"] > 0
+    assert not any(key.endswith("failed") for key in table), result.stdout
+    # One line per step, each with the elapsed time.
+    assert "prosody: scenario e" in result.stdout
+    assert not out.exists()  # --quick never overwrites measured figures
+    assert elapsed < 30, f"the smoke run took {elapsed:.1f} s"
+
+
+def test_unknown_server_is_refused() -> None:
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--servers", "openfire"],
+        capture_output=True,
+        text=True,
+        timeout=30,
+        check=False,
+    )
+    assert result.returncode == 2
+    assert "unknown server" in result.stderr
