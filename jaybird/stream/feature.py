@@ -51,6 +51,9 @@ class NegotiationContext:
     stream_id: str | None = None
     #: Every channel binding the driver could compute, preferred first (see XMPPStream.tls_established).
     channel_bindings: tuple[ChannelBinding, ...] = ()
+    #: Initiating side: the last ``<stream:features/>`` received, for a feature that reads a sibling's
+    #: advertisement (SASL reads XEP-0440's channel-binding types).
+    peer_features: Element | None = None
     #: The authenticated identity (bare JID for c2s).
     identity: JID | None = None
     #: The bound full JID (c2s).

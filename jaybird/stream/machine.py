@@ -531,6 +531,7 @@ class XMPPStream:
 
     def _on_features(self, element: Element, out: list[Event]) -> None:
         names = tuple(child.name for child in element.elements())
+        self._ctx.peer_features = element
         self._offers = []
         for feature in self._features:
             if feature.name == _STARTTLS and self._unframer is not None:

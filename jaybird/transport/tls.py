@@ -138,23 +138,23 @@ def channel_binding(
         return None
 
 
-_TLS_UNIQUE_VERSIONS: Final = frozenset({"TLSv1", "TLSv1.1", "TLSv1.2"})
-
-
 def channel_bindings(
     ssl_object: ssl.SSLObject | ssl.SSLSocket, *, server_side: bool, own_cert_der: bytes | None = None
 ) -> tuple[ChannelBinding, ...]:
     """Every channel binding this connection offers, the one to use by default first.
 
-    On TLS 1.2 and older that is ``tls-unique``, RFC 5802 §6's default (and the only type Prosody 0.12 binds
-    to); it is not defined for TLS 1.3 (RFC 9266 §1), although CPython returns a value there too, so it is
-    left out by version. ``tls-server-end-point`` (RFC 5929 §4) follows whenever the certificate allows it.
+    ``tls-unique`` comes first wherever OpenSSL gives one: RFC 5802 §6 makes it the default, and it is the only
+    type checked by the servers that offer -PLUS without advertising types (XEP-0440): Prosody 0.12 on TLS 1.2,
+    ejabberd 23.01 on TLS 1.3 too. RFC 9266 §1 leaves it undefined for TLS 1.3 (it is weaker there, not
+    unbound: it still names this handshake's Finished message), so a server that advertises XEP-0440 gets the
+    best type it lists instead (``jaybird.stream.features.sasl.choose_channel_binding``). ``tls-server-end-point``
+    (RFC 5929 §4) follows whenever the certificate allows it. ``tls-exporter`` (RFC 9266) needs a keying-material
+    exporter that Python's ``ssl`` module does not have.
     """
     found: list[ChannelBinding] = []
-    if ssl_object.version() in _TLS_UNIQUE_VERSIONS:
-        data = ssl_object.get_channel_binding("tls-unique")
-        if data:
-            found.append(ChannelBinding("tls-unique", data))
+    data = ssl_object.get_channel_binding("tls-unique")
+    if data:
+        found.append(ChannelBinding("tls-unique", data))
     end_point = channel_binding(ssl_object, server_side=server_side, own_cert_der=own_cert_der)
     if end_point is not None:
         found.append(end_point)

@@ -72,6 +72,8 @@ class Side:
         self.chunk = chunk
         self.answer = answer
         self.events: list[Event] = []
+        #: Everything the machine wrote, before any TLS.
+        self.plaintext_out: list[bytes] = []
         self.tls: ssl.SSLObject | None = None
         self.tls_wanted = False
         self.handshaking = False
@@ -88,6 +90,8 @@ class Side:
 
     def flush(self) -> bytes:
         plain = self.machine.data_to_send()
+        if plain:
+            self.plaintext_out.append(plain)
         if self.tls is None:
             out = plain
             if self.tls_wanted:  # <proceed/> (or <starttls/>) went out in plain text above

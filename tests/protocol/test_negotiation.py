@@ -38,6 +38,8 @@ from jaybird.xml.element import Element
 from tests.protocol.conftest import DOMAIN, PASSWORD, USER, ClientFactory, ServerFactory
 from tests.protocol.pump import BindPolicy, Pump, TLSSetup
 
+CB_ADVERT = "{urn:xmpp:sasl-cb:0}sasl-channel-binding"
+
 BARE = JID(f"{USER}@{DOMAIN}")
 
 
@@ -80,7 +82,8 @@ def test_starttls_sasl_bind_ready(
     ]
     features = of_type(pump.client.events, FeaturesReceived)
     assert features[0] == FeaturesReceived((ns.clark(ns.TLS, "starttls"),))
-    assert features[1] == FeaturesReceived((ns.clark(ns.SASL, "mechanisms"),))
+    # XEP-0440: the channel-binding types the server can check travel beside the mechanisms.
+    assert features[1] == FeaturesReceived((ns.clark(ns.SASL, "mechanisms"), CB_ADVERT))
     assert features[2] == FeaturesReceived((ns.clark(ns.BIND, "bind"), ns.clark(ns.SESSION, "session")))
     assert of_type(pump.client.events, Authenticated) == [Authenticated(BARE, mechanism)]
     assert of_type(pump.server.events, Authenticated) == [Authenticated(BARE, mechanism)]
@@ -358,3 +361,61 @@ def test_direct_tls_channel_binding_given_up_front(accounts: dict[str, Credentia
     assert of_type(pump.client.events, Authenticated) == [Authenticated(BARE, "SCRAM-SHA-512-PLUS")]
     with pytest.raises(LocalProtocolError):
         XMPPStream(InitiatingConfig(jid=JID(f"{USER}@{DOMAIN}"), password=PASSWORD), channel_binding=binding)
+
+
+def _direct_tls_pair(
+    client_bindings: tuple[object, ...], server_bindings: tuple[object, ...], *, advertise_types: bool = True
+) -> tuple[object, object]:
+    from jaybird.stream.config import InitiatingConfig, ReceivingConfig
+    from jaybird.stream.features import BIND, LEGACY_SESSION, SASL, SASL_CHANNEL_BINDING, STARTTLS
+    from jaybird.stream.machine import XMPPStream
+    from tests.protocol.conftest import fixed_ids
+
+    client = XMPPStream(
+        InitiatingConfig(jid=JID(f"{USER}@{DOMAIN}"), password=PASSWORD, already_secure=True),
+        channel_binding=client_bindings,  # type: ignore[arg-type]
+    )
+    table = (STARTTLS, SASL, SASL_CHANNEL_BINDING, BIND, LEGACY_SESSION) if advertise_types else None
+    server = XMPPStream(
+        ReceivingConfig(domains=frozenset({DOMAIN}), stream_id=fixed_ids(), already_secure=True),
+        table if table is not None else (STARTTLS, SASL, BIND, LEGACY_SESSION),
+        channel_binding=server_bindings,  # type: ignore[arg-type]
+    )
+    return client, server
+
+
+def _gs2_header(pump: Pump) -> bytes:
+    """The SCRAM client-first message the client sent in its <auth/> (RFC 5802 §7: it starts with the gs2 header)."""
+    import base64
+    import re
+
+    wire = b"".join(pump.client.plaintext_out)
+    match = re.search(rb"<auth [^>]*>([^<]+)</auth>", wire)
+    assert match is not None
+    return base64.b64decode(match.group(1))
+
+
+def test_xep0440_advertised_types_pick_the_best_common_binding(accounts: dict[str, Credentials]) -> None:
+    """XEP-0440: the client binds to the best type the server lists, not to its own default (tls-unique)."""
+    from jaybird.sasl import ChannelBinding
+
+    unique = ChannelBinding("tls-unique", b"\x02" * 12)
+    end_point = ChannelBinding("tls-server-end-point", b"\x01" * 32)
+    client, server = _direct_tls_pair((unique, end_point), (end_point,))
+    pump = Pump(client, server, accounts=accounts)  # type: ignore[arg-type]
+    pump.run()
+    assert of_type(pump.client.events, Authenticated) == [Authenticated(BARE, "SCRAM-SHA-512-PLUS")]
+    assert _gs2_header(pump).startswith(b"p=tls-server-end-point,")
+
+
+def test_without_xep0440_the_default_binding_is_used(accounts: dict[str, Credentials]) -> None:
+    """No advertised types: the driver's first binding (tls-unique, RFC 5802 §6's default) is the one sent."""
+    from jaybird.sasl import ChannelBinding
+
+    unique = ChannelBinding("tls-unique", b"\x02" * 12)
+    end_point = ChannelBinding("tls-server-end-point", b"\x01" * 32)
+    client, server = _direct_tls_pair((unique, end_point), (unique, end_point), advertise_types=False)
+    pump = Pump(client, server, accounts=accounts)  # type: ignore[arg-type]
+    pump.run()
+    assert of_type(pump.client.events, Authenticated) == [Authenticated(BARE, "SCRAM-SHA-512-PLUS")]
+    assert _gs2_header(pump).startswith(b"p=tls-unique,")

@@ -24,6 +24,7 @@ from jaybird.errors import (
 from jaybird.jid import JID, JIDError
 from jaybird.sasl import (
     Challenge,
+    ChannelBinding,
     ClientMechanism,
     NeedCredentials,
     ServerMechanism,
@@ -49,7 +50,15 @@ from jaybird.stream.feature import (
 from jaybird.stream.state import SessionState, StreamKind
 from jaybird.xml.element import Element
 
-__all__ = ["SASL", "MechanismsOffer", "decode_payload", "encode_payload"]
+__all__ = [
+    "SASL",
+    "SASL_CB",
+    "SASL_CHANNEL_BINDING",
+    "MechanismsOffer",
+    "choose_channel_binding",
+    "decode_payload",
+    "encode_payload",
+]
 
 _MECHANISMS = ns.clark(ns.SASL, "mechanisms")
 _MECHANISM = ns.clark(ns.SASL, "mechanism")
@@ -59,6 +68,12 @@ _RESPONSE = ns.clark(ns.SASL, "response")
 _ABORT = ns.clark(ns.SASL, "abort")
 _SUCCESS = ns.clark(ns.SASL, "success")
 _FAILURE = ns.clark(ns.SASL, "failure")
+#: XEP-0440: the channel-binding types a server supports, advertised beside the mechanisms.
+SASL_CB = "urn:xmpp:sasl-cb:0"
+_SASL_CB = ns.clark(SASL_CB, "sasl-channel-binding")
+_CB_TYPE = ns.clark(SASL_CB, "channel-binding")
+#: The client's preference among types the server advertised (RFC 9266 first; tls-unique is weakest on TLS 1.3).
+_CB_PREFERENCE = ("tls-exporter", "tls-server-end-point", "tls-unique")
 _Cond = SASLCondition
 #: Failures after which the initiating side may try again with other credentials.
 _RETRYABLE = frozenset({_Cond.NOT_AUTHORIZED, _Cond.TEMPORARY_AUTH_FAILURE, _Cond.CREDENTIALS_EXPIRED})
@@ -124,6 +139,34 @@ def _advertise(ctx: NegotiationContext) -> Element | None:
     el = Element(_MECHANISMS)
     for name in names:
         el.add(_MECHANISM, text=name)
+    return el
+
+
+def choose_channel_binding(bindings: tuple[ChannelBinding, ...], features: Element | None) -> ChannelBinding | None:
+    """The binding to use for -PLUS. With XEP-0440 the server names the types it can check: take the best of ours
+    among them (none in common: no binding, so the client honestly says ``n``). Without it, the driver's default
+    (its first): ``tls-unique`` where the connection has one, RFC 5802 §6's default, and the only type that the
+    servers offering -PLUS without XEP-0440 check (Prosody 0.12 on TLS 1.2, ejabberd 23.01 on TLS 1.3 too)."""
+    if not bindings:
+        return None
+    advertised = features.find(_SASL_CB) if features is not None else None
+    if advertised is None:
+        return bindings[0]
+    types = {child.get("type") for child in advertised.find_all(_CB_TYPE)}
+    for preferred in _CB_PREFERENCE:
+        for binding in bindings:
+            if binding.type == preferred and preferred in types:
+                return binding
+    return next((binding for binding in bindings if binding.type in types), None)
+
+
+def _advertise_binding_types(ctx: NegotiationContext) -> Element | None:
+    # XEP-0440 §2: beside the mechanisms, while SASL is on offer over TLS.
+    if not ctx.channel_bindings or _advertise(ctx) is None:
+        return None
+    el = Element(_SASL_CB)
+    for binding in ctx.channel_bindings:
+        el.add(_CB_TYPE, {"type": binding.type})
     return el
 
 
@@ -260,8 +303,7 @@ class _Initiating(Negotiation):
     def start(self) -> Step:
         config = self._ctx.initiating
         secure = bool(self._ctx.state & SessionState.SECURE)
-        bindings = self._ctx.channel_bindings
-        binding = bindings[0] if bindings else None
+        binding = choose_channel_binding(self._ctx.channel_bindings, self._ctx.peer_features)
         if config.mechanisms is not None:
             candidates = list(config.mechanisms(binding))
         else:
@@ -352,4 +394,14 @@ SASL = StreamFeature(
     wanted=_wanted,
     needed=_needed,
     initiator=_Initiating,
+)
+
+
+#: XEP-0440 channel-binding types, advertised by the receiving side; the initiating side reads them through
+#: ``ctx.peer_features`` when it picks a -PLUS binding, so this value negotiates nothing itself.
+SASL_CHANNEL_BINDING = StreamFeature(
+    name=_SASL_CB,
+    necessary=SessionState.SECURE,
+    prohibited=SessionState.AUTHENTICATED,
+    advertise=_advertise_binding_types,
 )
