@@ -7,7 +7,8 @@ set -euo pipefail
 
 # lua-unbound is only a Recommends of prosody: without it Prosody falls back to its legacy DNS resolver.
 # biboumi is the IRC gateway component (XEP-0114) the component interop test connects to jaybird.
-packages=(prosody lua-unbound ejabberd go-sendxmpp openssl postgresql biboumi)
+# chromium, nodejs and npm run the web client tests (tests/web/: Strophe.js, @xmpp/client, Converse.js).
+packages=(prosody lua-unbound ejabberd go-sendxmpp openssl postgresql biboumi chromium nodejs)
 
 missing=()
 for pkg in "${packages[@]}"; do
@@ -15,6 +16,11 @@ for pkg in "${packages[@]}"; do
         missing+=("$pkg")
     fi
 done
+
+# npm comes with nodejs from NodeSource, and Debian's npm package conflicts with that nodejs: ask only if absent.
+if ! command -v npm >/dev/null 2>&1; then
+    missing+=(npm)
+fi
 
 if [ ${#missing[@]} -gt 0 ]; then
     if [ "$(id -u)" -ne 0 ]; then
@@ -62,5 +68,17 @@ if [ -r "$pidfile" ]; then
             kill -0 "$pid" 2>/dev/null || break
             sleep 0.1
         done
+    fi
+fi
+
+# The web clients the tests drive (package.json / package-lock.json at the repository root), installed once.
+repo=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
+if command -v npm >/dev/null 2>&1 && [ -f "$repo/package-lock.json" ]; then
+    if [ ! -f "$repo/node_modules/.package-lock.json" ] || [ "$repo/package-lock.json" -nt "$repo/node_modules/.package-lock.json" ]; then
+        if ! (cd "$repo" && npm ci --no-audit --no-fund --ignore-scripts --loglevel=error >/dev/null); then
+            echo "install-peers: npm ci failed in $repo" >&2
+            exit 1
+        fi
+        echo "install-peers: installed the npm packages of tests/web"
     fi
 fi

@@ -26,6 +26,7 @@ from jaybird.server.c2s import C2SContext
 from jaybird.server.certs import ServerTLS, ensure_certificate
 from jaybird.server.config import ServerConfig
 from jaybird.server.host import VirtualHost
+from jaybird.server.http import HTTPListener
 from jaybird.server.listeners import C2SListeners
 from jaybird.server.modules import ModuleSet, resolve_modules
 from jaybird.server.router import RoutedStanza, Router
@@ -50,6 +51,7 @@ class Server:
         self.router = Router(self.hosts)
         self._modules: list[ModuleSet] = []
         self._listeners: C2SListeners | None = None
+        self._http: HTTPListener | None = None
         self._stopped = asyncio.Event()
         self._started = False
         self._stopping = False
@@ -86,11 +88,21 @@ class Server:
             )
             self._listeners = C2SListeners(context)
             await self._listeners.start()
+            if config.listeners.http.enabled:
+                self._http = HTTPListener(context)
+                await self._http.start()
         except BaseException:
             await self._teardown()
             raise
         self._started = True
         log.info("jaybird serving %s", ", ".join(self.hosts))
+
+    @property
+    def http(self) -> HTTPListener:
+        """The BOSH / WebSocket / host-meta listener (``listeners.http``)."""
+        if self._http is None:
+            raise RuntimeError("the HTTP listener is not running")
+        return self._http
 
     def _certificates(self) -> list[tuple[str, Path, Path]]:
         found = []
@@ -119,11 +131,16 @@ class Server:
 
     async def _teardown(self) -> None:
         listeners, self._listeners = self._listeners, None
+        http, self._http = self._http, None
+        if http is not None:
+            await http.stop_accepting()
         if listeners is not None:
             await listeners.stop_accepting()
-            await listeners.close_all(
-                StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down"), SHUTDOWN_TIMEOUT_S
-            )
+        error = StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down")
+        if http is not None:
+            await http.close_all(error, SHUTDOWN_TIMEOUT_S)
+        if listeners is not None:
+            await listeners.close_all(error, SHUTDOWN_TIMEOUT_S)
         while self._modules:
             await self._modules.pop().unload()
         storage, self._storage = self._storage, None

@@ -16,10 +16,16 @@ import ssl
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Final
+from typing import Any, Final, Protocol
 
 from jaybird import ns
-from jaybird.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
+from jaybird.errors import (
+    RemoteProtocolError,
+    StanzaError,
+    StanzaErrorCondition,
+    StreamError,
+    StreamErrorCondition,
+)
 from jaybird.jid import JID, JIDError
 from jaybird.sasl import ChannelBinding
 from jaybird.server.auth import FailedLoginThrottle, credentials_for, offered_mechanisms
@@ -27,16 +33,18 @@ from jaybird.server.certs import ServerTLS
 from jaybird.server.config import ServerConfig
 from jaybird.server.events import SessionEnded, SessionStarted
 from jaybird.server.host import VirtualHost, client_stream_features
+from jaybird.server.ratelimit import ReadRate
 from jaybird.server.router import Router
 from jaybird.server.sessions import new_resource
 from jaybird.stanza import Presence, Stanza, wrap
 from jaybird.stream import events as ev
 from jaybird.stream.config import ReceivingConfig
+from jaybird.stream.framing import Framing
 from jaybird.stream.machine import Phase, XMPPStream
 from jaybird.transport.tls import channel_bindings
 from jaybird.xml.element import Element
 
-__all__ = ["C2SConnection", "C2SContext", "is_loopback"]
+__all__ = ["C2SConnection", "C2SContext", "C2STransport", "TCPTransport", "is_loopback"]
 
 log = logging.getLogger("jaybird.server.c2s")
 
@@ -63,6 +71,82 @@ def is_loopback(ip: str) -> bool:
         return False
 
 
+class C2STransport(Protocol):
+    """What carries one client stream: a TCP connection, a WebSocket or a BOSH session.
+
+    The connection driver is the same for all three (one parser, one negotiation, one session type); only
+    this interface differs. ``read`` returns b"" once the peer is gone; a framed transport returns one whole
+    frame (a WebSocket message, a BOSH body) per call and may raise :class:`~jaybird.errors.RemoteProtocolError`
+    when the peer breaks the framing itself.
+    """
+
+    @property
+    def framing(self) -> Framing: ...
+    @property
+    def peer_address(self) -> tuple[str, int] | None: ...
+    @property
+    def is_secure(self) -> bool: ...
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None: ...
+    @property
+    def redirect(self) -> str | None:
+        """Where every new stream is sent instead (``see-other-host``), if anywhere."""
+        ...
+
+    async def read(self) -> bytes: ...
+    def write(self, frames: Sequence[bytes]) -> None: ...
+    async def drain(self) -> None: ...
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None: ...
+    def close(self) -> None: ...
+    async def wait_closed(self) -> None: ...
+
+
+class TCPTransport:
+    """A plain or TLS TCP connection (RFC 6120): bytes both ways, upgraded in place by STARTTLS."""
+
+    framing: Final = Framing.TCP
+    redirect: Final[str | None] = None
+
+    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, direct_tls: bool) -> None:
+        self._reader = reader
+        self._writer = writer
+        self._secure = direct_tls
+
+    @property
+    def peer_address(self) -> tuple[str, int] | None:
+        peer = self._writer.get_extra_info("peername")
+        return (str(peer[0]), int(peer[1])) if peer else None
+
+    @property
+    def is_secure(self) -> bool:
+        return self._secure
+
+    @property
+    def ssl_object(self) -> ssl.SSLObject | None:
+        obj = self._writer.get_extra_info("ssl_object")
+        return obj if isinstance(obj, ssl.SSLObject) else None
+
+    async def read(self) -> bytes:
+        return await self._reader.read(_READ_SIZE)
+
+    def write(self, frames: Sequence[bytes]) -> None:
+        self._writer.writelines(frames)
+
+    async def drain(self) -> None:
+        await self._writer.drain()
+
+    async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
+        await self._writer.start_tls(context, ssl_handshake_timeout=timeout)
+        self._secure = True
+
+    def close(self) -> None:
+        if not self._writer.is_closing():
+            self._writer.close()
+
+    async def wait_closed(self) -> None:
+        await self._writer.wait_closed()
+
+
 @dataclass(frozen=True, slots=True)
 class C2SContext:
     """What every client connection of one server shares."""
@@ -80,29 +164,40 @@ class C2SConnection:
     def __init__(
         self,
         context: C2SContext,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        reader: asyncio.StreamReader | None = None,
+        writer: asyncio.StreamWriter | None = None,
         *,
-        direct_tls: bool,
+        direct_tls: bool = False,
+        transport: C2STransport | None = None,
     ) -> None:
+        """Over TCP give ``reader`` and ``writer``; over WebSocket or BOSH, the ``transport``."""
         self._ctx = context
-        self._reader = reader
-        self._writer = writer
-        peer = writer.get_extra_info("peername")
+        if transport is None:
+            if reader is None or writer is None:
+                raise TypeError("give reader and writer, or a transport")
+            transport = TCPTransport(reader, writer, direct_tls=direct_tls)
+        self._transport = transport
+        framing = transport.framing
+        direct_tls = transport.is_secure
+        peer = transport.peer_address
         self.ip: str = str(peer[0]) if peer else "unknown"
         self.peer: str = f"[{self.ip}]:{peer[1]}" if peer and ":" in self.ip else f"{self.ip}:{peer[1] if peer else 0}"
         config = context.config
         limits = config.limits
         tls_required = config.tls.require_c2s and not (config.tls.allow_plain_on_loopback and is_loopback(self.ip))
+        if framing.framed:
+            # RFC 7395 §3.7 / XEP-0206 §8: TLS belongs to HTTP; the HTTP listener refuses an insecure one.
+            tls_required = False
         mechanisms = offered_mechanisms(config.auth.mechanisms)
         receiving = ReceivingConfig(
             domains=frozenset(context.hosts),
-            tls_offered=not direct_tls,
+            tls_offered=not direct_tls and not framing.framed,
             tls_required=tls_required,
             already_secure=direct_tls,
             mechanisms_secure=mechanisms,
             mechanisms_plain=tuple(m for m in mechanisms if m != "PLAIN" and not m.endswith("-PLUS")),
             max_auth_attempts=config.auth.max_attempts,
+            see_other_host=transport.redirect,
         )
         bindings: tuple[ChannelBinding, ...] = ()
         if direct_tls:
@@ -112,12 +207,15 @@ class C2SConnection:
             client_stream_features(context.hosts.values()),
             max_stanza_bytes=limits.max_stanza_bytes,
             channel_binding=bindings or None,
+            framing=framing,
         )
-        self._queue: asyncio.Queue[bytes | _Close] = asyncio.Queue()
+        self._queue: asyncio.Queue[list[bytes] | _Close] = asyncio.Queue()
         self._backlog = 0
         self._writer_done = False
         self._end_queued = False
         self._peer_closed = asyncio.Event()
+        self._read_rate = ReadRate.for_stream(limits.c2s_rate_bytes_per_s, limits.max_stanza_bytes)
+        self._stop_reading = asyncio.Event()  # ends a rate-limit pause early when the stream closes
         self._graceful = True
         self._deadline = time.monotonic() + limits.handshake_timeout_s
         self._domain: str | None = None
@@ -197,8 +295,7 @@ class C2SConnection:
             await self._finish()
 
     async def _finish(self) -> None:
-        if not self._writer.is_closing():
-            self._writer.close()
+        self._transport.close()
         if self._bound and self._host is not None:
             self._host.sessions.remove(self)
             await self._host.hooks.fire(SessionEnded(self, self.close_error))
@@ -215,11 +312,15 @@ class C2SConnection:
         while not stream.closed and not self._end_queued:
             try:
                 async with asyncio.timeout(self._timeout()):
-                    data = await self._reader.read(_READ_SIZE)
+                    data = await self._transport.read()
             except TimeoutError:
                 what = "idle" if self._ready else "negotiation not finished in time"
                 log.info("%s: %s; closing", self, what)
                 self.close(StreamError(_C.CONNECTION_TIMEOUT, what))
+                return
+            except RemoteProtocolError as exc:  # the framing itself was broken (RFC 7395 §3.3.3)
+                log.warning("%s: framing error by the client: %s", self, exc.error)
+                self.close(exc.error)
                 return
             except (ConnectionError, OSError) as exc:
                 self.reason = self.reason or f"network error: {exc}"
@@ -230,6 +331,15 @@ class C2SConnection:
                 self._peer_closed.set()
                 return
             self.last_received = time.monotonic()
+            pause = self._read_rate.spend(len(data))
+            if pause > 0:
+                # Over limits.c2s_rate_bytes_per_s: hold what was read until the budget pays for it, and read
+                # nothing meanwhile, so TCP flow control slows the client down. Closing the stream ends the wait.
+                with contextlib.suppress(TimeoutError):
+                    async with asyncio.timeout(pause):
+                        await self._stop_reading.wait()
+                if self._end_queued:
+                    return
             try:
                 events = stream.receive_data(data)
                 await self._handle(events)
@@ -251,15 +361,16 @@ class C2SConnection:
 
     # -- writing ------------------------------------------------------------------------------------------------
     def _flush(self) -> None:
-        data = self._stream.data_to_send()
-        if data and not self._writer_done and not self._end_queued:
-            self._backlog += len(data)
-            self._queue.put_nowait(data)
+        frames = self._stream.frames_to_send()
+        if frames and not self._writer_done and not self._end_queued:
+            self._backlog += sum(map(len, frames))
+            self._queue.put_nowait(frames)
 
     def _end_writes(self) -> None:
         if not self._end_queued:
             self._flush()
             self._end_queued = True
+            self._stop_reading.set()
             self._queue.put_nowait(_CLOSE)
 
     async def _write_loop(self) -> None:
@@ -270,13 +381,14 @@ class C2SConnection:
                 try:
                     if isinstance(item, _Close):
                         break
-                    self._backlog -= len(item)
-                    self._writer.write(item)
+                    self._backlog -= sum(map(len, item))
+                    self._transport.write(item)
                     async with asyncio.timeout(timeout):
-                        await self._writer.drain()
+                        await self._transport.drain()
                 finally:
                     self._queue.task_done()
-            if self._graceful and not self._peer_closed.is_set():
+            # A BOSH terminate ends the session for both sides at once: no close tag is coming back.
+            if self._graceful and not self._peer_closed.is_set() and self._transport.framing is not Framing.BOSH:
                 with contextlib.suppress(TimeoutError):
                     async with asyncio.timeout(CLOSE_WAIT_S):
                         await self._peer_closed.wait()
@@ -287,10 +399,10 @@ class C2SConnection:
             while not self._queue.empty():  # nobody may wait on join() for data that cannot go out
                 self._queue.get_nowait()
                 self._queue.task_done()
-            self._writer.close()
+            self._transport.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    await self._writer.wait_closed()
+                    await self._transport.wait_closed()
 
     # -- the machine's events -------------------------------------------------------------------------------------
     async def _handle(self, events: Sequence[ev.Event]) -> None:
@@ -326,8 +438,8 @@ class C2SConnection:
             self._flush()
 
     def _bindings(self) -> tuple[ChannelBinding, ...]:
-        ssl_object = self._writer.get_extra_info("ssl_object")
-        if not isinstance(ssl_object, ssl.SSLObject):
+        ssl_object = self._transport.ssl_object
+        if ssl_object is None:
             return ()
         own = self._ctx.tls.own_certificate(ssl_object)
         if own is None:
@@ -341,7 +453,7 @@ class C2SConnection:
             return []
         remaining = max(1.0, self._deadline - time.monotonic())
         try:
-            await self._writer.start_tls(self._ctx.tls.starttls_context, ssl_handshake_timeout=remaining)
+            await self._transport.start_tls(self._ctx.tls.starttls_context, remaining)
         except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
             log.warning("%s: TLS handshake failed: %s", self.peer, exc)
             self.reason = f"TLS handshake failed: {exc}"

@@ -134,6 +134,12 @@ def _interface(value: str) -> str:
     raise ValueError(f"expected an IP address or a host name, got {json.dumps(value)}")
 
 
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or any(c in value for c in "?# "):
+        raise ValueError(f"expected a URL path such as '/http-bind', got {json.dumps(value)}")
+    return value
+
+
 def _module_name(value: str) -> str:
     if not _MODULE_NAME_RE.fullmatch(value):
         raise ValueError(f"expected a module name (lowercase letters, digits, '_'), got {json.dumps(value)}")
@@ -251,6 +257,40 @@ class HTTPListenerConfig:
     tls_port: int = field(default=5281, metadata=_m("HTTPS port", **_PORT))
     interfaces: tuple[str, ...] = field(
         default=ALL_INTERFACES, metadata=_m("addresses to listen on", check=_interface, nonempty=True)
+    )
+    bosh_path: str = field(default="/http-bind", metadata=_m("path of the BOSH endpoint (XEP-0206)", check=_url_path))
+    websocket_path: str = field(
+        default="/xmpp-websocket", metadata=_m("path of the WebSocket endpoint (RFC 7395)", check=_url_path)
+    )
+    consider_secure: bool = field(
+        default=False,
+        metadata=_m(
+            "treat plain HTTP from any address as encrypted (a TLS-terminating proxy in front); "
+            "plain HTTP from loopback always is"
+        ),
+    )
+    cors_origins: tuple[str, ...] = field(
+        default=("*",), metadata=_m("origins allowed to use BOSH and host-meta from a web page (CORS); '*': any")
+    )
+    max_sessions: int = field(default=10000, metadata=_m("BOSH and WebSocket sessions open at once", minimum=1))
+    max_request_bytes: int = field(
+        default=300000,
+        metadata=_m("largest BOSH request body or WebSocket message", minimum=10000, why="RFC 6120 §13.12"),
+    )
+    bosh_max_wait_s: int = field(default=120, metadata=_m("longest a BOSH request is held (XEP-0124 wait)", minimum=1))
+    bosh_max_hold: int = field(default=1, metadata=_m("BOSH requests held at once (XEP-0124 hold)", minimum=1))
+    bosh_inactivity_s: int = field(
+        default=60, metadata=_m("end a BOSH session with no request open for this long (XEP-0124 §7.1)", minimum=1)
+    )
+    bosh_max_pause_s: int = field(
+        default=120, metadata=_m("longest pause a BOSH client may ask for (XEP-0124 §10)", minimum=1)
+    )
+    websocket_redirect: str | None = field(
+        default=None,
+        metadata=_m(
+            "send every WebSocket client to this URL instead (RFC 7395 §3.6.1 see-other-uri)",
+            example="wss://xmpp.example.com/xmpp-websocket",
+        ),
     )
 
 
