@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Installs the third-party XMPP software the interop tests start themselves (Debian 12 packages), and makes
-# sure no system-wide Prosody, ejabberd or biboumi is running: the tests run private instances on their own loopback ports.
+# sure no system-wide Prosody, ejabberd or biboumi is running: the tests run private instances on their own
+# loopback ports.
 # Idempotent and silent when there is nothing to do. Without root, missing packages are reported and the
 # interop tests skip (or fail, when CI is set).
 set -euo pipefail

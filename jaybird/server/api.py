@@ -35,6 +35,7 @@ __all__ = [
     "IqRequest",
     "IqScope",
     "ServerModule",
+    "ServiceItem",
     "Session",
     "SessionRegistry",
 ]
@@ -75,6 +76,10 @@ class Session(Protocol):
 
     def close(self, error: StreamError | None = None) -> None:
         """End the session (with a stream error if given)."""
+
+    @property
+    def closing(self) -> bool:
+        """``close()`` was called or the connection is ending: the session takes no more stanzas."""
 
 
 class SessionRegistry(Protocol):
@@ -129,6 +134,15 @@ class Identity:
     lang: str | None = None
 
 
+@dataclass(frozen=True, slots=True)
+class ServiceItem:
+    """A service the server lists in its disco#items (XEP-0030 §4), registered by the core (an external
+    component, XEP-0114) or by a module; the disco module answers with them."""
+
+    jid: JID
+    name: str | None = None
+
+
 class Host(Protocol):
     """One virtual host, as its modules see it."""
 
@@ -168,6 +182,11 @@ class Host(Protocol):
         """Advertise a disco#info feature of every account's bare JID (e.g. PEP, XEP-0163 §9)."""
 
     def add_identity(self, identity: Identity) -> Registration: ...
+
+    def add_item(self, item: ServiceItem) -> Registration:
+        """List a service in the server's disco#items (XEP-0030 §4) until the registration is cancelled."""
+
+    def items(self) -> Sequence[ServiceItem]: ...
 
     def add_stream_feature(self, feature: StreamFeature) -> Registration:
         """Advertise (and negotiate, if it accepts elements) a stream feature on client streams to this host,

@@ -24,12 +24,14 @@ from jaybird.server.api import Session
 from jaybird.server.auth import FailedLoginThrottle
 from jaybird.server.c2s import C2SContext
 from jaybird.server.certs import ServerTLS, ensure_certificate
+from jaybird.server.components import ComponentListeners, ComponentRegistry
 from jaybird.server.config import ServerConfig
 from jaybird.server.host import VirtualHost
 from jaybird.server.http import HTTPListener
 from jaybird.server.listeners import C2SListeners
 from jaybird.server.modules import ModuleSet, resolve_modules
 from jaybird.server.router import RoutedStanza, Router
+from jaybird.server.s2s import S2SService
 from jaybird.server.storage import Storage, open_storage
 
 __all__ = ["Server", "run_server"]
@@ -49,9 +51,14 @@ class Server:
         self._storage: Storage | None = None
         self.hosts: dict[str, VirtualHost] = {}
         self.router = Router(self.hosts)
+        #: External components (XEP-0114) by domain; the router sends their domains' stanzas there.
+        self.components = ComponentRegistry(config.listeners.components)
+        self.router.components = self.components
         self._modules: list[ModuleSet] = []
         self._listeners: C2SListeners | None = None
+        self._s2s: S2SService | None = None
         self._http: HTTPListener | None = None
+        self._components: ComponentListeners | None = None
         self._stopped = asyncio.Event()
         self._started = False
         self._stopping = False
@@ -88,6 +95,12 @@ class Server:
             )
             self._listeners = C2SListeners(context)
             await self._listeners.start()
+            if config.listeners.components:
+                self._components = ComponentListeners(config, self.router, self.components, self.hosts)
+                await self._components.start()
+            if config.listeners.s2s.enabled:
+                self._s2s = S2SService(config, self.hosts, self.router, tls.starttls_context)
+                await self._s2s.start()
             if config.listeners.http.enabled:
                 self._http = HTTPListener(context)
                 await self._http.start()
@@ -103,6 +116,13 @@ class Server:
         if self._http is None:
             raise RuntimeError("the HTTP listener is not running")
         return self._http
+
+    @property
+    def component_listeners(self) -> ComponentListeners:
+        """The XEP-0114 component listeners (``[[listeners.components]]``)."""
+        if self._components is None:
+            raise RuntimeError("no component listener is running")
+        return self._components
 
     def _certificates(self) -> list[tuple[str, Path, Path]]:
         found = []
@@ -129,9 +149,22 @@ class Server:
             self._stopped.set()
             log.info("stopped")
 
+    @property
+    def s2s(self) -> S2SService:
+        """Federation (listeners.s2s.enabled)."""
+        if self._s2s is None:
+            raise RuntimeError("federation is not enabled")
+        return self._s2s
+
     async def _teardown(self) -> None:
+        s2s, self._s2s = self._s2s, None
+        if s2s is not None:
+            await s2s.stop(StreamError(StreamErrorCondition.SYSTEM_SHUTDOWN, "the server is shutting down"))
         listeners, self._listeners = self._listeners, None
         http, self._http = self._http, None
+        components, self._components = self._components, None
+        if components is not None:
+            await components.stop_accepting()
         if http is not None:
             await http.stop_accepting()
         if listeners is not None:
@@ -141,6 +174,8 @@ class Server:
             await http.close_all(error, SHUTDOWN_TIMEOUT_S)
         if listeners is not None:
             await listeners.close_all(error, SHUTDOWN_TIMEOUT_S)
+        if components is not None:
+            await components.close_all(error, SHUTDOWN_TIMEOUT_S)
         while self._modules:
             await self._modules.pop().unload()
         storage, self._storage = self._storage, None

@@ -39,6 +39,7 @@ from jaybird.server.sessions import new_resource
 from jaybird.stanza import Presence, Stanza, wrap
 from jaybird.stream import events as ev
 from jaybird.stream.config import ReceivingConfig
+from jaybird.stream.feature import FeatureAnswered
 from jaybird.stream.framing import Framing
 from jaybird.stream.machine import Phase, XMPPStream
 from jaybird.transport.tls import channel_bindings
@@ -261,6 +262,10 @@ class C2SConnection:
             log.warning("%s: the client does not read its stream; closing", self)
             self.close(StreamError(_C.RESOURCE_CONSTRAINT, "too much unread data"))
 
+    @property
+    def closing(self) -> bool:
+        return self._end_queued
+
     def close(self, error: StreamError | None = None) -> None:
         """Close the stream (with ``error`` if given): our close tag is written, then the socket closed."""
         if self._end_queued:
@@ -425,6 +430,9 @@ class C2SConnection:
             elif isinstance(event, ev.BindRequested):
                 self._flush()
                 await self._handle(self._bind(event.resource))
+            elif isinstance(event, ev.FeatureRequested):
+                self._flush()
+                await self._handle(await self._serve(event))
             elif isinstance(event, ev.Ready):
                 await self._on_ready()
             elif isinstance(event, ev.StreamErrorReceived):
@@ -472,6 +480,25 @@ class C2SConnection:
         if host is None:
             return None
         return await credentials_for(host.storage, request.username, host.domain)
+
+    async def _serve(self, request: ev.FeatureRequested) -> list[ev.Event]:
+        """A module's stream feature (in-band registration, ...) needs its own work done: the request carries
+        it, so this driver only supplies what it knows of the connection and hands the result back."""
+        peer = None if self._transport.peer_address is None else self.ip
+        try:
+            async with asyncio.timeout(self._timeout()):  # within the negotiation deadline, like the rest
+                value = await request.serve(ev.ServeContext(peer_address=peer))
+        except TimeoutError:
+            log.warning("%s: %s took too long; closing", self.peer, request.feature)
+            self.close(StreamError(_C.CONNECTION_TIMEOUT, "negotiation not finished in time"))
+            return []
+        except Exception:
+            log.exception("%s: serving %s failed", self.peer, request.feature)
+            self.close(StreamError(_C.INTERNAL_SERVER_ERROR))
+            return []
+        if self._end_queued or self._stream.closed:  # closed meanwhile (timeout, shutdown): nothing waits
+            return []
+        return self._stream.answer(FeatureAnswered(value))
 
     def _bind(self, requested: str | None) -> list[ev.Event]:
         identity = self._stream.identity

@@ -48,7 +48,9 @@ __all__ = [
     "ModuleOptions",
     "ModulesConfig",
     "RegistrationConfig",
+    "S2SConfig",
     "S2SListenerConfig",
+    "S2SPeerConfig",
     "ServerConfig",
     "StorageConfig",
     "TLSConfig",
@@ -236,6 +238,73 @@ class S2SListenerConfig:
 
 
 @dataclass(frozen=True, slots=True)
+class S2SPeerConfig:
+    """One remote domain: where to reach it without DNS, and policy that differs from the [s2s] defaults."""
+
+    domain: str = field(metadata=_m("the remote domain", check=_domain, example="example.net"))
+    host: str | None = field(
+        default=None,
+        metadata=_m("connect to this host instead of asking DNS (SRV)", check=_interface, example="127.0.0.1"),
+    )
+    port: int | None = field(
+        default=None, metadata=_m("port to connect to with host (default 5269)", example=5269, **_PORT)
+    )
+    require_tls: bool | None = field(default=None, metadata=_m("override s2s.require_tls", example=True))
+    require_valid_certificate: bool | None = field(
+        default=None, metadata=_m("override s2s.require_valid_certificate", example=False)
+    )
+    allow_dialback: bool | None = field(default=None, metadata=_m("override s2s.allow_dialback", example=True))
+    blocked: bool = field(default=False, metadata=_m("refuse every stream from and to this domain"))
+
+
+@dataclass(frozen=True, slots=True)
+class S2SConfig:
+    """Federation policy (listeners.s2s turns it on)."""
+
+    require_tls: bool = field(default=True, metadata=_m("streams must be encrypted before authenticating"))
+    require_valid_certificate: bool = field(
+        default=False,
+        metadata=_m("authenticate remote servers only by a certificate valid for their domain (no dialback)"),
+    )
+    allow_dialback: bool = field(default=True, metadata=_m("accept and use server dialback (XEP-0220)"))
+    request_client_certificates: bool = field(
+        default=True,
+        metadata=_m(
+            "ask connecting servers for a certificate (SASL EXTERNAL); one that ca_file does not trust then "
+            "fails the TLS handshake"
+        ),
+    )
+    ca_file: Path | None = field(
+        default=None,
+        metadata=_m(
+            "PEM CA certificates trusted for remote servers", derived="the system's CAs", example="/etc/ssl/ca.pem"
+        ),
+    )
+    dialback_secret: str | None = field(
+        default=None,
+        repr=False,
+        metadata=_m(
+            "secret dialback keys are made from (XEP-0185)", derived="random at each start", example="change-me"
+        ),
+    )
+    connect_timeout_s: float = field(default=10.0, metadata=_m("time to connect to one remote address"))
+    negotiation_timeout_s: float = field(
+        default=30.0, metadata=_m("time to finish negotiation (TLS, authentication) of a stream")
+    )
+    idle_timeout_s: float = field(default=300.0, metadata=_m("close a server-to-server stream idle this long"))
+    max_queued_stanzas: int = field(
+        default=200, metadata=_m("stanzas held per remote domain while connecting", minimum=1)
+    )
+    peers: tuple[S2SPeerConfig, ...] = field(
+        default=(), metadata=_m("per-domain routes and policy, one [[s2s.peers]] table each")
+    )
+
+    def peer(self, domain: str) -> S2SPeerConfig | None:
+        wanted = domain.lower()
+        return next((peer for peer in self.peers if peer.domain.lower() == wanted), None)
+
+
+@dataclass(frozen=True, slots=True)
 class ComponentConfig:
     """An external component (XEP-0114) allowed to connect and serve ``domain``."""
 
@@ -412,6 +481,7 @@ class ServerConfig:
     storage: StorageConfig = field(default_factory=StorageConfig, metadata=_m("where data is stored"))
     auth: AuthConfig = field(default_factory=AuthConfig, metadata=_m("authentication (SASL, RFC 6120 §6)"))
     limits: LimitsConfig = field(default_factory=LimitsConfig, metadata=_m("resource limits and timeouts"))
+    s2s: S2SConfig = field(default_factory=S2SConfig, metadata=_m("server federation policy"))
     modules: ModulesConfig = field(
         default_factory=ModulesConfig,
         metadata=_m("server modules; each module's own options go in a [modules.<name>] table"),

@@ -12,7 +12,7 @@ from collections.abc import Awaitable, Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, TypeVar
 
 from jaybird.jid import JID
-from jaybird.server.api import Identity, IqHandler, IqScope, ServerModule, Session
+from jaybird.server.api import Identity, IqHandler, IqScope, ServerModule, ServiceItem, Session
 from jaybird.server.hooks import HookBus, Registration
 from jaybird.server.sessions import SessionRegistry
 from jaybird.stanza import Iq, IqType, Message, Presence
@@ -45,6 +45,7 @@ class VirtualHost:
         self._features: collections.Counter[str] = collections.Counter()
         self._account_features: collections.Counter[str] = collections.Counter()
         self._identities: list[Identity] = []
+        self._items: list[ServiceItem] = []
         self._stream_features: list[StreamFeature] = []
         self._modules: dict[type[ServerModule], ServerModule] = {}
 
@@ -83,6 +84,8 @@ class VirtualHost:
     async def account_exists(self, account: JID) -> bool:
         if account.local is None or account.domain != self.domain:
             return False
+        if any(not session.closing for session in self._sessions.of(account.bare)):
+            return True  # a live session proves it, and spares storage a query on every stanza routed to it
         return await self._storage.accounts.get(account.local, account.domain) is not None
 
     def register_iq(self, type: IqType, payload: str, handler: IqHandler, *, scope: IqScope) -> Registration:
@@ -122,6 +125,13 @@ class VirtualHost:
     def add_identity(self, identity: Identity) -> Registration:
         self._identities.append(identity)
         return Registration(f"identity {identity.category}/{identity.type}", lambda: self._identities.remove(identity))
+
+    def add_item(self, item: ServiceItem) -> Registration:
+        self._items.append(item)
+        return Registration(f"disco item {item.jid}", lambda: self._items.remove(item))
+
+    def items(self) -> Sequence[ServiceItem]:
+        return tuple(self._items)
 
     def add_stream_feature(self, feature: StreamFeature) -> Registration:
         if any(known.name == feature.name for known in self._stream_features):

@@ -13,6 +13,7 @@ from __future__ import annotations
 import inspect
 import logging
 from collections.abc import Mapping
+from typing import Protocol
 
 from jaybird.errors import StanzaError, StanzaErrorCondition
 from jaybird.jid import JID, JIDError
@@ -32,7 +33,7 @@ from jaybird.server.host import VirtualHost
 from jaybird.stanza import Iq, IqType, Message, MessageType, Presence, PresenceType
 from jaybird.xml.element import Element
 
-__all__ = ["RoutedStanza", "Router", "stamped"]
+__all__ = ["ComponentRoutes", "RoutedStanza", "Router", "stamped"]
 
 log = logging.getLogger("jaybird.server.router")
 
@@ -48,11 +49,22 @@ def stamped(stanza: RoutedStanza, sender: JID) -> RoutedStanza:
     return copy
 
 
+class ComponentRoutes(Protocol):
+    """The domains served by external components (XEP-0114); :mod:`jaybird.server.components` keeps them."""
+
+    def serves(self, domain: str) -> bool:
+        """A component is configured for ``domain`` (connected or not)."""
+
+    async def deliver(self, domain: str, stanza: RoutedStanza) -> bool:
+        """Hand ``stanza`` to the component serving ``domain``; False when none is connected."""
+
+
 class Router:
     """Routes stanzas between the hosts of one server (and, through :class:`RemoteStanza`, elsewhere)."""
 
-    def __init__(self, hosts: Mapping[str, VirtualHost]) -> None:
+    def __init__(self, hosts: Mapping[str, VirtualHost], components: ComponentRoutes | None = None) -> None:
         self._hosts = hosts
+        self.components = components
 
     # -- entry points ---------------------------------------------------------------------------------------------
     async def from_client(self, session: Session, stanza: RoutedStanza) -> None:
@@ -77,6 +89,9 @@ class Router:
         sender = stanza.from_
         if to is None:
             await self._to_own_account(stanza, sender, origin)
+            return
+        if self.components is not None and self.components.serves(to.domain):
+            await self._to_component(stanza, to)
             return
         host = self._hosts.get(to.domain)
         if host is None:
@@ -123,6 +138,14 @@ class Router:
                 await self.bounce(stanza, _C.SERVICE_UNAVAILABLE)
         else:
             await host.hooks.fire(PresenceForHost(stanza, origin))
+
+    async def _to_component(self, stanza: RoutedStanza, to: JID) -> None:
+        """XEP-0114: everything addressed to a component's domain, or to any JID in it, goes to its connection.
+        Not connected: ``remote-server-timeout`` (type ``wait``, RFC 6120 §8.3.3.16: the service named by the
+        address cannot be reached now), as Prosody 0.12's mod_component answers; errors are not answered."""
+        assert self.components is not None
+        if not await self.components.deliver(to.domain, stanza):
+            await self.bounce(stanza, _C.REMOTE_SERVER_TIMEOUT, f"the component {to.domain} is not connected")
 
     async def _to_missing_account(self, stanza: RoutedStanza) -> None:
         """RFC 6121 §8.5.1: no such account."""

@@ -4,12 +4,15 @@ Some events are requests the driver must answer through a method of the machine:
 :class:`TLSRequested` -> ``tls_established()``, :class:`CredentialsRequired` -> ``provide_credentials()``,
 :class:`BindRequested` -> ``complete_bind()`` / ``fail_bind()``, and on the initiating side
 :class:`AuthenticationFailed` with ``retry_allowed`` -> ``retry_authentication()`` (or ``close()``).
+A feature contributed from outside the core asks through :class:`FeatureRequested`, which carries its own
+``serve`` function: the driver awaits it and hands the value back with
+``answer(FeatureAnswered(value))``, knowing nothing of what the feature does.
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
-from dataclasses import dataclass
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 
 from jaybird.errors import AuthenticationError, RemoteProtocolError, StanzaError, StreamError
 from jaybird.jid import JID
@@ -18,14 +21,20 @@ from jaybird.xml.element import Element
 __all__ = [
     "Authenticated",
     "AuthenticationFailed",
+    "BidiRequested",
     "BindFailed",
     "BindRequested",
     "Bound",
     "CredentialsRequired",
+    "DialbackRequested",
+    "DialbackResult",
+    "DialbackVerified",
     "Event",
+    "FeatureRequested",
     "FeaturesReceived",
     "NegotiationFailed",
     "Ready",
+    "ServeContext",
     "StanzaReceived",
     "StreamClosed",
     "StreamErrorReceived",
@@ -104,6 +113,27 @@ class BindFailed:
 
 
 @dataclass(frozen=True, slots=True)
+class ServeContext:
+    """What only the driver knows, handed to :attr:`FeatureRequested.serve`."""
+
+    #: The peer's IP address (no port); None when the transport cannot tell.
+    peer_address: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class FeatureRequested:
+    """A feature from outside the core (a server module's, e.g. XEP-0077 registration before login) needs work
+    only the driver can do: storage, policy, I/O. Await ``serve(ServeContext(...))`` and hand its value back
+    with ``XMPPStream.answer(FeatureAnswered(value))``. The feature built ``serve`` around its own state, so
+    the driver routes the request without knowing what it is; an exception from ``serve`` is a bug the driver
+    reports as an internal error. ``request`` is the feature's own description of it, for logs and tests."""
+
+    feature: str
+    request: object
+    serve: Callable[[ServeContext], Awaitable[object]] = field(repr=False, compare=False)
+
+
+@dataclass(frozen=True, slots=True)
 class Ready:
     """Negotiation is complete: stanzas may be sent and will be received. ``jid``: our peer's or our address."""
 
@@ -138,6 +168,43 @@ class StreamClosed:
     """The peer closed its stream (``</stream:stream>``, RFC 6120 §4.4); our close tag is queued."""
 
 
+@dataclass(frozen=True, slots=True)
+class DialbackRequested:
+    """Receiving side of s2s: the peer asks to send as ``originating`` to our ``receiving`` domain with
+    ``key`` (XEP-0220 §2.1.1). Verify it (connect back to the authoritative server with ``db:verify``, §2.1.2)
+    and answer with ``answer_feature(DIALBACK_NAME, DialbackVerdict(...))``."""
+
+    originating: str
+    receiving: str
+    key: str
+    stream_id: str
+
+
+@dataclass(frozen=True, slots=True)
+class DialbackResult:
+    """Initiating side of s2s: the peer's verdict on our ``db:result`` for (``local``, ``remote``)."""
+
+    local: str
+    remote: str
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class DialbackVerified:
+    """Verifier side of s2s: the authoritative server's answer to our ``db:verify`` (XEP-0220 §2.1.3)."""
+
+    authoritative: str
+    receiving: str
+    stream_id: str
+    valid: bool
+
+
+@dataclass(frozen=True, slots=True)
+class BidiRequested:
+    """Receiving side of s2s: the peer asked for a bidirectional stream (XEP-0288): stanzas for it may go
+    back over this stream."""
+
+
 Event = (
     StreamOpened
     | FeaturesReceived
@@ -148,11 +215,16 @@ Event = (
     | BindRequested
     | Bound
     | BindFailed
+    | FeatureRequested
     | Ready
     | StanzaReceived
     | StreamErrorReceived
     | NegotiationFailed
     | StreamClosed
+    | DialbackRequested
+    | DialbackResult
+    | DialbackVerified
+    | BidiRequested
 )
 
 

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from jaybird.errors import LocalProtocolError, RemoteProtocolError, StanzaError, StreamError, StreamErrorCondition
 from jaybird.jid import JID
@@ -28,6 +28,7 @@ __all__ = [
     "BindAccepted",
     "BindRefused",
     "CredentialsProvided",
+    "FeatureAnswered",
     "Negotiation",
     "NegotiationContext",
     "Offer",
@@ -60,6 +61,12 @@ class NegotiationContext:
     jid: JID | None = None
     initiating_config: InitiatingConfig | None = None
     receiving_config: ReceivingConfig | None = None
+    #: The peer's domain as its stream header gave it (receiving side: 'from'; initiating side: 'from' of the
+    #: response header). s2s features read it: SASL EXTERNAL checks the certificate against it (XEP-0178).
+    peer_domain: str | None = None
+    #: s2s: the (our domain, peer domain) pairs authenticated on this stream, by SASL or dialback (XEP-0220
+    #: allows several on one stream). Stanzas outside these pairs are refused (RFC 6120 §4.9.3.9).
+    domain_pairs: set[tuple[str, str]] = field(default_factory=set)
 
     @property
     def initiating(self) -> InitiatingConfig:
@@ -100,7 +107,15 @@ class RetryAuthentication:
     password: str | None
 
 
-Answer = TLSEstablished | CredentialsProvided | BindAccepted | BindRefused | RetryAuthentication
+@dataclass(frozen=True, slots=True)
+class FeatureAnswered:
+    """The driver's answer to a :class:`~jaybird.stream.events.FeatureRequested`: whatever its ``serve``
+    returned, for the feature's negotiation to check and use."""
+
+    value: object
+
+
+Answer = TLSEstablished | CredentialsProvided | BindAccepted | BindRefused | RetryAuthentication | FeatureAnswered
 
 
 class Outcome(enum.Enum):
@@ -148,6 +163,11 @@ class Negotiation:
 
     def resume(self, answer: Answer) -> Step:
         raise LocalProtocolError(f"{type(answer).__name__} is not expected now")
+
+    def answer(self, answer: object) -> Step:
+        """An answer the driver gives while the stream goes on (``XMPPStream.answer_feature``): for checks
+        that run beside the stream rather than blocking it, such as a dialback verification (XEP-0220)."""
+        raise LocalProtocolError(f"{type(answer).__name__} is not expected by this feature")
 
 
 def _never(_ctx: NegotiationContext) -> bool:
@@ -202,6 +222,9 @@ class StreamFeature:
     #: Whether we refuse a peer that does not offer it (our policy, e.g. ``require_tls``).
     needed: Callable[[NegotiationContext], bool] = _never
     initiator: Callable[[NegotiationContext, Offer], Negotiation] = _no_initiator
+    #: Its elements keep being accepted once the stream is ready, even after it was negotiated (XEP-0220
+    #: dialback for further domains on one s2s stream). Such a feature keeps the stream off the fast path.
+    persistent: bool = False
 
     def usable(self, state: SessionState) -> bool:
         return (state & self.necessary) == self.necessary and not (state & self.prohibited)

@@ -68,6 +68,7 @@ from jaybird.stream.feature import (
 )
 from jaybird.stream.features import default_features
 from jaybird.stream.features.handshake import component_stanza_check
+from jaybird.stream.features.s2s import s2s_stanza_check
 from jaybird.stream.framing import (
     CLOSE_FRAME,
     TERMINATE_FRAME,
@@ -331,6 +332,45 @@ class XMPPStream:
         """After a retryable :class:`AuthenticationFailed` (initiating side): try again, maybe another password."""
         return self._resume(RetryAuthentication(password))
 
+    def answer(self, answer: Answer) -> list[Event]:
+        """Answer the request event the stream is waiting on with any :data:`Answer`: above all a
+        :class:`~jaybird.stream.events.FeatureRequested` from a feature outside the core, with
+        ``FeatureAnswered(value)``. The named methods above do this for the core's own features."""
+        if isinstance(answer, TLSEstablished):
+            return self.tls_established(answer.channel_bindings)
+        return self._resume(answer)
+
+    def answer_feature(self, name: str, answer: object) -> list[Event]:
+        """Hand ``answer`` to the negotiation of the feature ``name`` while the stream goes on (it does not
+        wait for it): a dialback verification's verdict (XEP-0220), for instance. Raises LocalProtocolError
+        when that feature has no negotiation on this stream."""
+        negotiation = self._negotiations.get(name)
+        feature = next((f for f in self._features if f.name == name), None)
+        if negotiation is None or feature is None:
+            raise LocalProtocolError(f"no negotiation of {name} on this stream")
+        out: list[Event] = []
+        if self._phase is Phase.CLOSED:
+            return out
+        try:
+            step = negotiation.answer(answer)
+            for element in step.send:
+                self._write(element)
+            out.extend(step.events)
+            ctx = self._ctx
+            if step.identity is not None and ctx.identity is None:
+                ctx.identity = step.identity
+            ctx.state |= step.gained
+            if step.error is not None:
+                raise RemoteProtocolError(step.error)
+            if step.failure is not None:
+                self._give_up(step.failure, out)
+            elif step.outcome is Outcome.FINISHED and self._phase is Phase.NEGOTIATING and self._active is None:
+                self._negotiated.add(name)
+                self._after_feature(out)
+        except RemoteProtocolError as e:
+            raise self._violation(e.error, out) from e
+        return out
+
     # -- internals: writing ---------------------------------------------------------------------------------------
     def _write(self, element: Element) -> None:
         self._out.append(
@@ -346,9 +386,11 @@ class XMPPStream:
             # §4.7.1: our address goes in 'from' only over a protected stream (it would leak otherwise).
             secure = bool(ctx.state & SessionState.SECURE)
             sender = str(config.jid.bare if self._kind is StreamKind.C2S else config.jid.domain)
+            # s2s: the originating domain is always named (RFC 6120 §4.7.1; dialback keys need it, XEP-0220 §2.1).
+            named = secure or self._kind is StreamKind.S2S
             header = build_header(
                 self._kind,
-                from_=sender if secure else None,
+                from_=sender if named else None,
                 to=ctx.domain,
                 stream_id=None,
                 lang=config.lang,
@@ -409,6 +451,7 @@ class XMPPStream:
             to = opened.attrs.get("to")
             ctx.domain = to if to in config.domains else ""
             self._peer_from = opened.attrs.get("from")
+            ctx.peer_domain = self._peer_from
             self._lang = opened.attrs.get(ns.clark(ns.XML, "lang"))
             header = check_header(opened, self._kind, namespaces=self._unframer is None)
             if not ctx.domain:
@@ -426,6 +469,7 @@ class XMPPStream:
             if header.stream_id is None:
                 raise RemoteProtocolError.of(_C.BAD_FORMAT, "the response header needs an id (§4.7.3)")
             ctx.stream_id = header.stream_id
+            ctx.peer_domain = header.from_
             out.append(header)
             if self._kind is StreamKind.COMPONENT:
                 # XEP-0114 §3: no <stream:features/> follows; every feature in the table is on offer, required.
@@ -497,9 +541,10 @@ class XMPPStream:
                 negotiation = self._negotiation(feature)
                 self._apply(feature, negotiation, negotiation.receive(element), out)
                 return
-        # The first stanza ends the window for optional features: from here on, the fast path only.
-        self._late = []
-        self._fast = True
+        # The first stanza ends the window for optional features: from here on, the fast path only (unless a
+        # persistent feature, such as s2s dialback, still listens).
+        self._late = [feature for feature in self._late if feature.persistent]
+        self._fast = not self._late
         if self._stanza_check is not None:
             self._stanza_check(element)
         out.append(StanzaReceived(element))
@@ -588,6 +633,8 @@ class XMPPStream:
             for feature in self._advertised:
                 if feature.name not in self._negotiated and feature.required(ctx):
                     return
+            if self._kind is StreamKind.S2S and not ctx.state & SessionState.AUTHENTICATED:
+                return  # s2s: never ready unauthenticated; stanzas meanwhile are not-authorized (§4.9.3.12)
             self._late = [f for f in self._advertised if f.name not in self._negotiated]
             self._become_ready(out)
             return
@@ -611,15 +658,22 @@ class XMPPStream:
             if offer.required:
                 self._give_up(f"the peer requires {feature.name}, which this side cannot negotiate", out)
                 return
+        if self._kind is StreamKind.S2S and not ctx.state & SessionState.AUTHENTICATED and not self._negotiated:
+            # Neither SASL EXTERNAL nor dialback could start (a verification-only stream did negotiate dialback).
+            self._give_up("the peer offers no way to authenticate that this side can use", out)
+            return
         self._become_ready(out)
 
     def _become_ready(self, out: list[Event]) -> None:
         ctx = self._ctx
         ctx.state |= SessionState.READY
         self._phase = Phase.READY
+        self._late += [f for f in self._features if f.persistent and f not in self._late and f.usable(ctx.state)]
         self._fast = not self._late and self._active is None
         if self._role is Role.RECEIVING and self._kind is StreamKind.COMPONENT:
             self._stanza_check = component_stanza_check(ctx.domain)
+        elif self._kind is StreamKind.S2S:
+            self._stanza_check = s2s_stanza_check(ctx)
         out.append(Ready(ctx.jid or ctx.identity))
 
     def _give_up(self, reason: str, out: list[Event]) -> None:

@@ -625,7 +625,7 @@ def test_example_config_shows_every_key() -> None:
 
 def test_uncommenting_the_optional_keys_still_loads() -> None:
     text = "\n".join(
-        line[2:] if re.match(r"# (\w+ = |\[\[listeners\.components\]\])", line) else line
+        line[2:] if re.match(r"# (\w+ = |\[\[listeners\.components\]\]|\[\[s2s\.peers\]\])", line) else line
         for line in example_config().splitlines()
     )
     config = parse(text)

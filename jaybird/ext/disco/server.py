@@ -1,8 +1,9 @@
 """Service discovery of the server and, on their behalf, of its accounts (XEP-0030); the server's XEP-0115 hash.
 
 The server's info is derived from what modules registered on the host (``host.features()``,
-``host.identities()``), so it cannot drift from what is loaded. Items of the server (components, MUC or upload
-services) are registered by other modules through :meth:`DiscoModule.add_item`.
+``host.identities()``), so it cannot drift from what is loaded. Items of the server are the core's
+(``host.items()``: external components) and those other modules (MUC, upload services) register through
+:meth:`DiscoModule.add_item`.
 
 An account's bare JID is answered by the server (XEP-0030 §2) for its owner and for contacts subscribed to its
 presence; anyone else gets ``service-unavailable``, so that discovery does not reveal more than presence would.
@@ -95,7 +96,9 @@ class DiscoModule(ServerModule):
         node = DiscoItems.from_element(_query(request)).node
         if node is not None:
             raise StanzaError(StanzaErrorCondition.ITEM_NOT_FOUND, text=f"no node {node!r}")
-        return DiscoItems(items=tuple(self._items))
+        # The core's items (external components) first, then those other modules added here.
+        core = tuple(DiscoItem(str(item.jid), name=item.name) for item in self.host.items())
+        return DiscoItems(items=core + tuple(self._items))
 
     async def _account_info(self, request: IqRequest) -> DiscoInfo:
         if not await may_see_presence(self.host, request.to, request.sender):

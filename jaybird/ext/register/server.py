@@ -1,6 +1,6 @@
 """In-band registration on the server (XEP-0077), for authenticated users: their registration (a get),
-password change (§3.3) and account removal (§3.2); and, for the stream layer, account creation
-(:func:`~jaybird.ext.register.accounts.register_account`, §3.1) through :attr:`RegisterModule.registrar`.
+password change (§3.3) and account removal (§3.2); and, when the host has registration enabled, account
+creation before authentication (§3.1) through the stream feature of :mod:`jaybird.ext.register.feature`.
 
 Choices: a password change naming another account is ``forbidden`` (§3.3 has no condition for it; RFC 6120
 §8.3.3.4); an empty ``<password/>`` is ``bad-request`` and keeps the old password (§3.3 MUST). Removal answers
@@ -10,10 +10,11 @@ account, then fires :class:`~jaybird.server.events.AccountRemoved` so each modul
 
 from __future__ import annotations
 
-from typing import ClassVar, Final
+from typing import ClassVar
 
 from jaybird.errors import StanzaError, StanzaErrorCondition, StreamError, StreamErrorCondition
 from jaybird.ext.register.accounts import RegistrationThrottle, register_account
+from jaybird.ext.register.feature import INSTRUCTIONS, registration_feature
 from jaybird.ext.register.wire import NAME, NS, RegisterQuery
 from jaybird.jid import JID, JIDError, prepare_localpart
 from jaybird.server.api import IqRequest, IqScope, ServerModule
@@ -24,7 +25,6 @@ from jaybird.stanza import IqType
 
 __all__ = ["INSTRUCTIONS", "RegisterModule"]
 
-INSTRUCTIONS: Final = "Choose a username and password for use with this service."
 _C = StanzaErrorCondition
 
 
@@ -38,6 +38,9 @@ class RegisterModule(ServerModule):
             self.iq(IqType.GET, NAME, self._get, scope=scope)
             self.iq(IqType.SET, NAME, self._set, scope=scope)
         self.feature(NS)
+        if self.host.config.registration.enabled:
+            # XEP-0077 §4: offered on the host's client streams before authentication (only when enabled).
+            self.stream_feature(registration_feature(self.register))
 
     async def register(self, username: str | None, password: str | None, ip: str) -> JID:
         """Create an account (§3.1) under this host's policy and throttle; raises StanzaError."""

@@ -49,6 +49,10 @@ class RecordingSession:
         if not self.is_closed:
             self.sent.append(wrap(stanza.element if isinstance(stanza, Stanza) else stanza))
 
+    @property
+    def closing(self) -> bool:
+        return self.is_closed
+
     def close(self, error: StreamError | None = None) -> None:
         self.is_closed = True
         self.closed = error

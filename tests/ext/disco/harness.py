@@ -49,6 +49,10 @@ class FakeSession:
     async def send(self, stanza: Stanza | Element) -> None:
         self.sent.append(stanza.element if isinstance(stanza, Stanza) else stanza)
 
+    @property
+    def closing(self) -> bool:
+        return bool(self.closed)
+
     def close(self, error: StreamError | None = None) -> None:
         self.closed.append(error)
 
