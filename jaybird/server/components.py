@@ -32,6 +32,7 @@ from jaybird.server.config import LOOPBACK, ComponentConfig, ServerConfig
 from jaybird.server.hooks import Registration
 from jaybird.server.host import VirtualHost
 from jaybird.server.router import RoutedStanza, Router
+from jaybird.server.shutdown import close_and_wait
 from jaybird.stanza import Stanza, wrap
 from jaybird.stream import events as ev
 from jaybird.stream.config import ReceivingConfig
@@ -409,12 +410,4 @@ class ComponentListeners:
 
     async def close_all(self, error: StreamError, timeout: float) -> None:
         """Close every connection with ``error`` and wait (at most ``timeout``) for them to end."""
-        for connection in list(self.connections):
-            connection.close(error)
-        pending = list(self._tasks)
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=timeout)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=1.0)
+        await close_and_wait(self.connections, self._tasks, error, timeout)

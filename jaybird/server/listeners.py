@@ -7,11 +7,12 @@ import collections
 import errno
 import logging
 import ssl
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 
 from jaybird.errors import StreamError, StreamErrorCondition
 from jaybird.server.c2s import C2SConnection, C2SContext
 from jaybird.server.config import ALL_INTERFACES
+from jaybird.server.shutdown import close_and_wait
 from jaybird.stream.config import ReceivingConfig
 from jaybird.stream.machine import XMPPStream
 
@@ -136,12 +137,4 @@ class C2SListeners:
 
     async def close_all(self, error: StreamError, timeout: float) -> None:
         """Close every connection with ``error`` and wait (at most ``timeout``) for them to end."""
-        for connection in list(self.connections):
-            connection.close(error)
-        pending: Sequence[asyncio.Task[None]] = list(self._tasks)
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=timeout)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=1.0)
+        await close_and_wait(self.connections, self._tasks, error, timeout)

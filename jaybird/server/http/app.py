@@ -24,6 +24,7 @@ from jaybird.server.config import ALL_INTERFACES, HTTPListenerConfig
 from jaybird.server.http.bosh import BoshLimits, BoshManager, BoshSession, Condition, terminate_body
 from jaybird.server.http.hostmeta import endpoints, host_meta_json, host_meta_xml
 from jaybird.server.http.websocket import SUBPROTOCOL, WebSocketTransport, offers_xmpp
+from jaybird.server.shutdown import close_and_wait
 
 __all__ = ["HTTPListener"]
 
@@ -120,15 +121,7 @@ class HTTPListener:
 
     async def close_all(self, error: StreamError, timeout: float) -> None:
         """Close every stream with ``error``, wait (at most ``timeout``) for them to end, then stop HTTP."""
-        for connection in list(self.connections):
-            connection.close(error)
-        pending = list(self._tasks)
-        if pending:
-            _done, still = await asyncio.wait(pending, timeout=timeout)
-            for task in still:
-                task.cancel()
-            if still:
-                await asyncio.wait(still, timeout=1.0)
+        await close_and_wait(self.connections, self._tasks, error, timeout)
         for session in list(self.bosh.sessions.values()):
             session.fail(Condition.SYSTEM_SHUTDOWN)
         runner, self._runner = self._runner, None
