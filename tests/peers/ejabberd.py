@@ -90,6 +90,7 @@ class EjabberdServer:
         start_timeout: float = 30.0,
         stop_timeout: float = 15.0,
         erl_binary: str = "erl",
+        env: Mapping[str, str] | None = None,
     ) -> None:
         self._workdir = workdir.resolve()
         self._domain = domain
@@ -102,6 +103,8 @@ class EjabberdServer:
         self._start_timeout = start_timeout
         self._stop_timeout = stop_timeout
         self._erl = erl_binary
+        # Added to the VM's environment (for instance ERL_INETRC, to point its resolver at a test DNS server).
+        self._env = dict(env or {})
         self._direct_tls, self._s2s = direct_tls, s2s
         self._pick_ports()
         self._process: subprocess.Popen[bytes] | None = None
@@ -234,6 +237,7 @@ class EjabberdServer:
             "ERL_CRASH_DUMP": str(self.log_dir / "erl_crash.dump"),
             "ERL_EPMD_ADDRESS": LOOPBACK,
             "ERL_EPMD_PORT": str(self._epmd_port),
+            **self._env,
         }
         command = [
             *self._prefix,

@@ -108,8 +108,18 @@ class OutgoingLink(Link):
             return
         if isinstance(event, ev.Ready) and self.stream.identity is not None:
             self.authed.add(self.local)
-        elif isinstance(event, ev.DialbackResult) and event.valid:
-            self.authed.add(event.local)
+        elif isinstance(event, ev.Authenticated):
+            log.info("%s: accepted by %s (%s)", self.name, event.identity, event.mechanism)
+        elif isinstance(event, ev.DialbackResult):
+            log.info(
+                "%s: dialback for %s -> %s %s",
+                self.name,
+                event.local,
+                event.remote,
+                "accepted" if event.valid else "refused",
+            )
+            if event.valid:
+                self.authed.add(event.local)
         elif isinstance(event, ev.StanzaReceived):
             await self.service.route_in(event.element, self.name)
         await self._on_event(self, event)
