@@ -335,7 +335,14 @@ class HTTPListenerConfig:
         default=False,
         metadata=_m(
             "treat plain HTTP from any address as encrypted (a TLS-terminating proxy in front); "
-            "plain HTTP from loopback always is"
+            "plain HTTP from loopback is unless loopback_is_secure = false"
+        ),
+    )
+    loopback_is_secure: bool = field(
+        default=True,
+        metadata=_m(
+            "treat plain HTTP from 127.0.0.1 / ::1 as encrypted (a TLS-terminating proxy on this machine); "
+            "false: only HTTPS, or consider_secure, counts"
         ),
     )
     cors_origins: tuple[str, ...] = field(

@@ -22,7 +22,7 @@ from yarl import URL
 from jaybird.errors import JaybirdError, LocalProtocolError
 from jaybird.stream.framing import BODY, XBOSH_VERSION, Framing, body_frame_attrs, is_body_frame, wrap_body
 from jaybird.transport.errors import Attempt, ConnectError
-from jaybird.transport.tls import client_context
+from jaybird.transport.tls import certificate_error, client_context
 from jaybird.xml import parser
 from jaybird.xml.element import Element
 
@@ -184,6 +184,14 @@ class BoshConnection:
                     ) as response:
                         data = await response.read()
                         status = response.status
+                except aiohttp.ClientConnectorCertificateError as exc:
+                    # Not a network hiccup: resending cannot help, and the caller must learn why.
+                    self._fail(self._certificate_failure(exc))
+                    return
+                except aiohttp.ClientHttpProxyError as exc:
+                    # The proxy refused the tunnel (403, 407): an answer, not a lost request.
+                    self._fail(BoshError(f"the HTTP proxy refused to connect: {exc.status} {exc.message}"))
+                    return
                 except (aiohttp.ClientError, OSError, TimeoutError) as exc:
                     # §14.3: the request may or may not have arrived; the same rid makes resending safe.
                     log.debug("BOSH request rid %d failed (attempt %d): %r", rid, attempt + 1, exc)
@@ -200,6 +208,14 @@ class BoshConnection:
             self._in_flight.pop(rid, None)
             if not self._ended:
                 self._pump()
+
+    def _certificate_failure(self, exc: aiohttp.ClientConnectorCertificateError) -> ConnectError:
+        """The refused certificate as :func:`open_websocket` reports it: a :class:`ConnectError` whose attempt
+        carries the :class:`~jaybird.transport.errors.CertificateError` naming the URL's host."""
+        host, port = self.url.host or self.domain, self.url.port or 443
+        cert_exc = exc.certificate_error
+        error = certificate_error(cert_exc, host) if isinstance(cert_exc, ssl.SSLCertVerificationError) else exc
+        return ConnectError(self.domain, [Attempt(host, port, True, error)])
 
     def _on_response(self, rid: int, data: bytes) -> None:
         if data.startswith(b"<?xml"):  # the machine reads bodies as fragments, where a declaration is misplaced

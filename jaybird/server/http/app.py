@@ -1,9 +1,10 @@
 """The HTTP listener: an aiohttp application serving BOSH, WebSocket and host-meta, started inside the server.
 
 Security of plain HTTP: a WebSocket or BOSH stream counts as encrypted when the request came over HTTPS, from a
-loopback address (where a TLS-terminating reverse proxy connects from), or when ``consider_secure`` says a
-proxy in front always terminates TLS. An unencrypted one from elsewhere is refused while ``tls.require_c2s`` is
-set; without that setting it is served, and only the mechanisms safe without TLS (SCRAM, not PLAIN) are offered.
+loopback address (where a TLS-terminating reverse proxy connects from; ``loopback_is_secure = false`` turns that
+off), or when ``consider_secure`` says a proxy in front always terminates TLS. An unencrypted one from elsewhere
+is refused while ``tls.require_c2s`` is set; without that setting it is served, and only the mechanisms safe
+without TLS (SCRAM, not PLAIN) are offered.
 """
 
 from __future__ import annotations
@@ -136,7 +137,9 @@ class HTTPListener:
 
     # -- admission ------------------------------------------------------------------------------------------------
     def _secure(self, request: web.Request) -> bool:
-        return request.secure or self._config.consider_secure or is_loopback(request.remote or "")
+        config = self._config
+        loopback = config.loopback_is_secure and is_loopback(request.remote or "")
+        return request.secure or config.consider_secure or loopback
 
     def _refusal(self, request: web.Request) -> str | None:
         """Why a new stream from this request may not start, if it may not."""
