@@ -4,13 +4,18 @@ The stream machine (framing ``BOSH``) writes payload frames and stream-level ``<
 everything HTTP: the session id, request ids, ``wait``/``hold``/``requests``, acknowledgements, resending a
 request after a network error with the same ``rid`` (XEP-0124 §14.3), and handing response bodies to
 :meth:`BoshConnection.read` strictly in ``rid`` order (§7: the client processes responses in request order).
-Key sequencing (§15) is not used: it only matters without TLS, and the session id travels in TLS anyway.
+Key sequencing (§15) is on by default: the session id alone does not protect a session over plain HTTP (or
+behind a proxy that ends TLS), a chain of SHA-1 keys does. Requests go concurrently up to the manager's
+``requests`` over a pool of HTTP connections (``persistent=False`` closes each connection after its response,
+for intermediaries that mishandle keep-alive); HTTP/1.1 pipelining on one connection is not used (aiohttp does
+not offer it, and XEP-0124 §18 asks clients not to rely on it).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import hashlib
 import logging
 import secrets
 import ssl
@@ -26,13 +31,45 @@ from jaybird.transport.tls import certificate_error, client_context
 from jaybird.xml import parser
 from jaybird.xml.element import Element
 
-__all__ = ["BoshConnection", "BoshError", "open_bosh"]
+__all__ = ["BoshConnection", "BoshError", "KeySequence", "open_bosh"]
 
 log = logging.getLogger(__name__)
 
 _HEADERS: Final = {"Content-Type": "text/xml; charset=utf-8"}
 #: XEP-0124 §14.1: a random first rid, low enough that it never passes 2**53 - 1 during the session.
 _RID_LIMIT: Final = 2**32
+#: Keys per chain (§15.1); a new chain is announced with the last key of the old one.
+_KEY_CHAIN: Final = 256
+
+
+class KeySequence:
+    """XEP-0124 §15: K(1) = SHA-1(seed), K(n) = SHA-1(K(n-1)) in hex; used from K(n) down to K(1)."""
+
+    def __init__(self, length: int = _KEY_CHAIN) -> None:
+        self._length = length
+        self._keys: list[str] = []
+
+    @staticmethod
+    def chain(seed: str, length: int) -> list[str]:
+        keys = [hashlib.sha1(seed.encode()).hexdigest()]
+        while len(keys) < length:
+            keys.append(hashlib.sha1(keys[-1].encode()).hexdigest())
+        return keys
+
+    def first(self) -> dict[str, str]:
+        """Attributes of the session creation request: ``newkey`` only (§15.2)."""
+        self._keys = self.chain(secrets.token_hex(20), self._length)
+        return {"newkey": self._keys.pop()}
+
+    def next(self) -> dict[str, str]:
+        """``key`` for the next request, with a ``newkey`` starting a fresh chain when this one runs out (§15.3)."""
+        key = self._keys.pop()
+        if self._keys:
+            return {"key": key}
+        self._keys = self.chain(secrets.token_hex(20), self._length)
+        return {"key": key, "newkey": self._keys.pop()}
+
+
 _END: Final = b""
 
 
@@ -58,8 +95,10 @@ class BoshConnection:
         max_retries: int = 3,
         retry_delay: float = 0.5,
         first_rid: int | None = None,
+        keys: bool = True,
     ) -> None:
         self._session = session
+        self._keys = KeySequence() if keys else None
         self.url = url
         self.domain = domain
         self._ssl = ssl_context if ssl_context is not None else True
@@ -163,8 +202,12 @@ class BoshConnection:
             attrs.update(content=_HEADERS["Content-Type"], hold=str(self._hold), wait=str(self._wait), ver="1.6")
             attrs["ack"] = "1"  # §9.1: ask for acknowledgements
             attrs.setdefault(XBOSH_VERSION, "1.0")
+            if self._keys is not None:
+                attrs.update(self._keys.first())
         else:
             attrs["sid"] = self.sid
+            if self._keys is not None:
+                attrs.update(self._keys.next())
             if self._deliver_rid < rid:  # §9.1: an earlier response is still missing
                 attrs["ack"] = str(self._deliver_rid - 1)
         if attrs.get("type") == "terminate":
@@ -282,6 +325,8 @@ async def open_bosh(
     proxy: str | None = None,
     wait: int = 60,
     hold: int = 1,
+    keys: bool = True,
+    persistent: bool = True,
 ) -> BoshConnection:
     """A BOSH session object for ``url``; the session itself is created by the stream machine's first body.
 
@@ -291,11 +336,14 @@ async def open_bosh(
     if target.scheme not in ("http", "https"):
         raise ValueError(f"not a BOSH URL: {target}")
     context = (ssl_context or client_context()) if target.scheme == "https" else None
-    connector = aiohttp.TCPConnector(limit_per_host=hold + 2)  # §7.1: up to `requests` connections at once
+    # §7.1: up to `requests` connections at once; without keep-alive each closes after its response.
+    connector = aiohttp.TCPConnector(limit_per_host=hold + 2, force_close=not persistent)
     session = aiohttp.ClientSession(
         connector=connector, timeout=aiohttp.ClientTimeout(connect=connect_timeout, sock_connect=connect_timeout)
     )
     if target.host is None:
         await session.close()
         raise ConnectError(domain, [Attempt(str(target), 0, False, ValueError("no host"))])
-    return BoshConnection(session, target, domain=domain, ssl_context=context, proxy=proxy, wait=wait, hold=hold)
+    return BoshConnection(
+        session, target, domain=domain, ssl_context=context, proxy=proxy, wait=wait, hold=hold, keys=keys
+    )

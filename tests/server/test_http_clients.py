@@ -32,3 +32,31 @@ async def test_login_and_message_round_trip(start_server: ServerFactory, transpo
         assert isinstance(answer, Message) and answer.body == "reply" and answer.from_ == tcp.jid
     # the HTTP session ended with the client (a <close/> or a BOSH terminate)
     assert not web.running.server.http.connections
+
+
+@pytest.mark.parametrize("persistent", [True, False], ids=["keep-alive", "connection-per-request"])
+async def test_bosh_key_sequencing_with_and_without_keep_alive(
+    start_server: ServerFactory, monkeypatch: pytest.MonkeyPatch, persistent: bool
+) -> None:
+    """XEP-0124 §15 keys on every request (the manager checks each against the last), over pooled connections
+    or a fresh HTTP connection per request."""
+    import functools
+
+    from jaybird.transport import bosh, discovery
+
+    opened: list[bosh.BoshConnection] = []
+
+    async def open_recorded(*args: object, **kwargs: object) -> bosh.BoshConnection:
+        conn = await bosh.open_bosh(*args, keys=True, persistent=persistent, **kwargs)  # type: ignore[arg-type]
+        opened.append(conn)
+        return conn
+
+    monkeypatch.setattr(discovery, "open_bosh", functools.partial(open_recorded))
+    web = await start_web_server(start_server)
+    juliet = await web.add_user("juliet", "secret")
+    async with web.running.client(juliet, "secret") as tcp, web.client(juliet, "secret", web.bosh_url) as http_client:
+        got = watch(tcp.stanzas())
+        await http_client.send(Message.build(tcp.jid, "keyed", type=MessageType.CHAT))
+        message = await got
+        assert isinstance(message, Message) and message.body == "keyed"
+    assert len(opened) == 1 and opened[0].sid is not None

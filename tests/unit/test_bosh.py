@@ -5,6 +5,7 @@ with the same rid (§14.3), HTTP errors (§17.1) and terminate (§13)."""
 from __future__ import annotations
 
 import asyncio
+import hashlib
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -12,7 +13,7 @@ import pytest
 from aiohttp import web
 
 from jaybird.stream.framing import TERMINATE_FRAME, XBOSH_VERSION, body_frame
-from jaybird.transport.bosh import BoshConnection, BoshError, open_bosh
+from jaybird.transport.bosh import BoshConnection, BoshError, KeySequence, open_bosh
 from jaybird.xml import parser
 from jaybird.xml.element import Element
 
@@ -127,7 +128,11 @@ async def test_creation_then_consecutive_rids_and_ack(
         if len(manager.seen) == 2:
             break
         await asyncio.sleep(0.01)
-    assert manager.seen[1].attrs == {"rid": str(FIRST_RID + 1), "sid": "S1"}
+    # §15: each request after creation reveals the key whose SHA-1 the previous request announced.
+    newkey = creation.attrs["newkey"]
+    second = manager.seen[1].attrs
+    assert {k: v for k, v in second.items() if k != "key"} == {"rid": str(FIRST_RID + 1), "sid": "S1"}
+    assert hashlib.sha1(second["key"].encode()).hexdigest() == newkey
 
     conn.write(b"<message xmlns='jabber:client' to='a@example.net'/>")
     await conn.drain()
@@ -137,6 +142,7 @@ async def test_creation_then_consecutive_rids_and_ack(
         await asyncio.sleep(0.01)
     data_request = manager.seen[2]
     assert data_request.attrs["rid"] == str(FIRST_RID + 2)
+    assert hashlib.sha1(data_request.attrs["key"].encode()).hexdigest() == second["key"]
     # §9.1: the response to rid+1 is still missing, so the client says which it has seen in order.
     assert data_request.attrs["ack"] == str(FIRST_RID)
     await asyncio.sleep(0.1)  # the echo of rid+2 arrives first ...
@@ -216,3 +222,17 @@ async def test_terminate_ends_reading(served: Callable[..., Awaitable[tuple[Mana
     assert len(terminate) == 1 and next(terminate[0].elements()).name == "{jabber:client}presence"
     with pytest.raises(Exception, match="ended"):
         conn.write(b"<presence xmlns='jabber:client'/>")
+
+
+def test_key_chain_renews_before_it_runs_out() -> None:
+    """XEP-0124 §15.3: the request that uses the last key K(1) also announces a new chain with ``newkey``."""
+    keys = KeySequence(length=3)
+    announced = keys.first()["newkey"]  # K(3); then K(2) plainly, then K(1) with the next chain's newkey
+    for _ in range(1):
+        step = keys.next()
+        assert hashlib.sha1(step["key"].encode()).hexdigest() == announced and "newkey" not in step
+        announced = step["key"]
+    last = keys.next()
+    assert hashlib.sha1(last["key"].encode()).hexdigest() == announced
+    fresh = last["newkey"]
+    assert hashlib.sha1(keys.next()["key"].encode()).hexdigest() == fresh
