@@ -311,7 +311,30 @@ class JaybirdBench:
             await storage.close()
 
     def make_mutual(self, hub: str, contacts: Sequence[str]) -> None:
-        raise ServerUnavailable("pre-populated rosters for jaybird are not wired up yet")
+        """Rosters written straight into the store the roster module reads (``jaybird.ext.roster.store``):
+        each side lists the other with subscription both. Written while the server is stopped or before its
+        first read of these rosters (the module caches nothing it has not read)."""
+        asyncio.run(self._write_mutual(hub, contacts))
+
+    async def _write_mutual(self, hub: str, contacts: Sequence[str]) -> None:
+        from jaybird.ext.presence.subscription import SubscriptionState
+        from jaybird.ext.roster.store import RosterEntry, RosterStore
+        from jaybird.jid import JID
+        from jaybird.server.storage import open_storage
+
+        both = SubscriptionState(to=True, from_=True)
+        hub_jid = JID(f"{hub}@{DOMAIN}")
+        storage = await open_storage(f"sqlite:///{self._workdir / 'jaybird.sqlite'}")
+        try:
+            rosters = RosterStore(storage)
+            for contact in contacts:
+                contact_jid = JID(f"{contact}@{DOMAIN}")
+                await rosters.put(hub_jid, RosterEntry(contact_jid, name=contact, state=both))
+                await rosters.put(contact_jid, RosterEntry(hub_jid, name=hub, state=both))
+                await rosters.bump(contact_jid)
+            await rosters.bump(hub_jid)
+        finally:
+            await storage.close()
 
 
 FACTORIES: dict[str, Callable[[Path], BenchServer]] = {

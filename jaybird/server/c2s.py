@@ -33,6 +33,7 @@ from jaybird.server.certs import ServerTLS
 from jaybird.server.config import ServerConfig
 from jaybird.server.events import SessionEnded, SessionStarted
 from jaybird.server.host import VirtualHost, client_stream_features
+from jaybird.server.outbox import Flag, Outbox
 from jaybird.server.ratelimit import ReadRate
 from jaybird.server.router import Router
 from jaybird.server.sessions import new_resource
@@ -56,13 +57,6 @@ _READ_SIZE: Final = 64 * 1024
 CLOSE_WAIT_S: Final = 2.0
 #: Bytes queued for a client that does not read before it is cut off (a slow reader must not eat memory).
 MAX_BACKLOG: Final = 8 * 1024 * 1024
-
-
-class _Close:
-    """Marks the end of the write queue."""
-
-
-_CLOSE: Final = _Close()
 
 
 def is_loopback(ip: str) -> bool:
@@ -135,6 +129,13 @@ class TCPTransport:
 
     async def drain(self) -> None:
         await self._writer.drain()
+
+    def hold_reads(self) -> None:
+        """Read nothing more until :meth:`start_tls`: once <proceed/> is out the client's next bytes are its
+        ClientHello, which must reach the TLS layer, not the stream reader's buffer (start_tls resumes)."""
+        transport = self._writer.transport
+        if isinstance(transport, asyncio.ReadTransport):
+            transport.pause_reading()
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         await self._writer.start_tls(context, ssl_handshake_timeout=timeout)
@@ -210,13 +211,13 @@ class C2SConnection:
             channel_binding=bindings or None,
             framing=framing,
         )
-        self._queue: asyncio.Queue[list[bytes] | _Close] = asyncio.Queue()
+        self._outbox = Outbox()
         self._backlog = 0
         self._writer_done = False
         self._end_queued = False
-        self._peer_closed = asyncio.Event()
+        self._peer_closed = Flag()
         self._read_rate = ReadRate.for_stream(limits.c2s_rate_bytes_per_s, limits.max_stanza_bytes)
-        self._stop_reading = asyncio.Event()  # ends a rate-limit pause early when the stream closes
+        self._stop_reading = Flag()  # ends a rate-limit pause early when the stream closes
         self._graceful = True
         self._deadline = time.monotonic() + limits.handshake_timeout_s
         self._domain: str | None = None
@@ -233,6 +234,7 @@ class C2SConnection:
         self.presence: Presence | None = None
         self.data: dict[type[Any], Any] = {}
         self.last_received = time.monotonic()
+        self._watchdog: asyncio.TimerHandle | None = None
 
     # -- Session ------------------------------------------------------------------------------------------------
     @property
@@ -286,6 +288,7 @@ class C2SConnection:
     # -- running ------------------------------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the connection until it ends; never raises except on cancellation."""
+        self._watch()
         try:
             async with asyncio.TaskGroup() as group:
                 group.create_task(self._write_loop(), name=f"c2s writer {self.peer}")
@@ -300,6 +303,9 @@ class C2SConnection:
             await self._finish()
 
     async def _finish(self) -> None:
+        if self._watchdog is not None:
+            self._watchdog.cancel()
+            self._watchdog = None
         self._transport.close()
         if self._bound and self._host is not None:
             self._host.sessions.remove(self)
@@ -312,17 +318,29 @@ class C2SConnection:
             return idle
         return max(0.0, min(idle, self._deadline - time.monotonic()))
 
+    def _watch(self) -> None:
+        """The idle and negotiation deadlines. One timer per connection, re-armed only when it fires: a read
+        just stamps ``last_received``, so the busy path pays no timer per read (a timeout around every read
+        was a measurable share of the CPU under load)."""
+        self._watchdog = None
+        if self._end_queued or self._writer_done:
+            return
+        now = time.monotonic()
+        due = self.last_received + self._ctx.config.limits.idle_timeout_s
+        if not self._ready:
+            due = min(due, self._deadline)
+        if now >= due:
+            what = "idle" if self._ready else "negotiation not finished in time"
+            log.info("%s: %s; closing", self, what)
+            self.close(StreamError(_C.CONNECTION_TIMEOUT, what))
+            return
+        self._watchdog = asyncio.get_running_loop().call_later(due - now, self._watch)
+
     async def _read_loop(self) -> None:
         stream = self._stream
         while not stream.closed and not self._end_queued:
             try:
-                async with asyncio.timeout(self._timeout()):
-                    data = await self._transport.read()
-            except TimeoutError:
-                what = "idle" if self._ready else "negotiation not finished in time"
-                log.info("%s: %s; closing", self, what)
-                self.close(StreamError(_C.CONNECTION_TIMEOUT, what))
-                return
+                data = await self._transport.read()  # no timeout per read: the watchdog (_watch) ends idle streams
             except RemoteProtocolError as exc:  # the framing itself was broken (RFC 7395 §3.3.3)
                 log.warning("%s: framing error by the client: %s", self, exc.error)
                 self.close(exc.error)
@@ -369,29 +387,27 @@ class C2SConnection:
         frames = self._stream.frames_to_send()
         if frames and not self._writer_done and not self._end_queued:
             self._backlog += sum(map(len, frames))
-            self._queue.put_nowait(frames)
+            self._outbox.put(frames)
 
     def _end_writes(self) -> None:
         if not self._end_queued:
             self._flush()
             self._end_queued = True
             self._stop_reading.set()
-            self._queue.put_nowait(_CLOSE)
+            self._outbox.end()
 
     async def _write_loop(self) -> None:
         timeout = self._ctx.config.limits.idle_timeout_s
+        outbox = self._outbox
         try:
-            while True:
-                item = await self._queue.get()
-                try:
-                    if isinstance(item, _Close):
-                        break
-                    self._backlog -= sum(map(len, item))
-                    self._transport.write(item)
-                    async with asyncio.timeout(timeout):
-                        await self._transport.drain()
-                finally:
-                    self._queue.task_done()
+            # Everything queued since the last write goes out in one write (one system call): a client that
+            # receives many stanzas per loop iteration costs one send, not one per stanza.
+            while (batch := await outbox.take()) is not None:
+                self._backlog -= sum(map(len, batch))
+                self._transport.write(batch)
+                async with asyncio.timeout(timeout):
+                    await self._transport.drain()
+                outbox.done_writing()
             # A BOSH terminate ends the session for both sides at once: no close tag is coming back.
             if self._graceful and not self._peer_closed.is_set() and self._transport.framing is not Framing.BOSH:
                 with contextlib.suppress(TimeoutError):
@@ -401,9 +417,7 @@ class C2SConnection:
             self.reason = self.reason or f"write failed: {exc or type(exc).__name__}"
         finally:
             self._writer_done = True
-            while not self._queue.empty():  # nobody may wait on join() for data that cannot go out
-                self._queue.get_nowait()
-                self._queue.task_done()
+            self._outbox.abandon()  # nobody may wait for data that cannot go out
             self._transport.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
@@ -455,8 +469,10 @@ class C2SConnection:
         return channel_bindings(ssl_object, server_side=True, own_cert_der=own)
 
     async def _start_tls(self) -> list[ev.Event]:
+        if isinstance(self._transport, TCPTransport):  # the only transport that offers STARTTLS
+            self._transport.hold_reads()
         self._flush()
-        await self._queue.join()  # <proceed/> must be out before the handshake (RFC 6120 §5.4.3.3)
+        await self._outbox.written()  # <proceed/> must be out before the handshake (RFC 6120 §5.4.3.3)
         if self._writer_done:
             return []
         remaining = max(1.0, self._deadline - time.monotonic())

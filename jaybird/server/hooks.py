@@ -15,6 +15,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Generic, TypeVar
 
+from jaybird.errors import StanzaError
+
 __all__ = ["Handler", "HookBus", "Registration"]
 
 log = logging.getLogger("jaybird.server.hooks")
@@ -50,16 +52,22 @@ class HookBus:
     """Handlers per event class. Firing an event with no handlers costs one dict lookup."""
 
     def __init__(self) -> None:
-        self._handlers: dict[type[Any], list[_Entry[Any]]] = {}
+        self._entries: dict[type[Any], list[_Entry[Any]]] = {}
+        # What fire() reads: a tuple per event class, rebuilt on every change, so firing copies nothing.
+        self._handlers: dict[type[Any], tuple[Handler[Any], ...]] = {}
 
     def on(self, event: type[E], handler: Handler[E], *, priority: int = 0) -> Registration:
-        entries = self._handlers.setdefault(event, [])
+        entries = self._entries.setdefault(event, [])
         entry: _Entry[E] = _Entry((-priority, next(_order)), handler)
         bisect.insort(entries, entry)
+        self._handlers[event] = tuple(e.handler for e in entries)
 
         def cancel() -> None:
             entries.remove(entry)
-            if not entries:
+            if entries:
+                self._handlers[event] = tuple(e.handler for e in entries)
+            else:
+                self._entries.pop(event, None)
                 self._handlers.pop(event, None)
 
         return Registration(f"{event.__name__} -> {getattr(handler, '__qualname__', handler)!s}", cancel)
@@ -74,20 +82,18 @@ class HookBus:
         delivery for everyone. (:class:`~jaybird.errors.StanzaError` is the exception: it propagates, so the
         caller can answer the stanza with it.)
         """
-        from jaybird.errors import StanzaError
-
-        entries = self._handlers.get(type(event))
-        if not entries:
+        handlers = self._handlers.get(type(event))
+        if handlers is None:
             return False
-        for entry in list(entries):
+        for handler in handlers:
             try:
-                result = entry.handler(event)
+                result = handler(event)
                 if result is not None and not isinstance(result, bool):
                     result = await result
             except StanzaError:
                 raise
             except Exception:
-                log.exception("hook %s failed on %s", entry.handler, type(event).__name__)
+                log.exception("hook %s failed on %s", handler, type(event).__name__)
                 continue
             if result:
                 return True

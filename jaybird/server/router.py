@@ -86,16 +86,16 @@ class Router:
         except JIDError as exc:
             await self.bounce(stanza, _C.JID_MALFORMED, f"the 'to' address is malformed: {exc}")
             return
-        sender = stanza.from_
+        # The sender is parsed only where it is needed (no 'to', or a remote one): not on the busy local path.
         if to is None:
-            await self._to_own_account(stanza, sender, origin)
+            await self._to_own_account(stanza, stanza.from_, origin)
             return
         if self.components is not None and self.components.serves(to.domain):
             await self._to_component(stanza, to)
             return
         host = self._hosts.get(to.domain)
         if host is None:
-            if not await self._host_of(sender).hooks.fire(RemoteStanza(stanza, to, origin)):
+            if not await self._host_of(stanza.from_).hooks.fire(RemoteStanza(stanza, to, origin)):
                 await self.bounce(stanza, _C.REMOTE_SERVER_NOT_FOUND, f"{to.domain} is not served here")
             return
         if to.local is None:

@@ -91,6 +91,7 @@ _EXPAT_CONDITIONS: dict[int, StreamErrorCondition] = {
 }
 #: What expat puts between a namespace and a local name: "}" makes "ns}local", one "{" short of Clark.
 _SEP = "}"
+_TEXT_BUFFER = 1024
 #: In fragment mode every frame is parsed as a child of this invisible root, so one expat parser can read any
 #: number of top-level elements. It declares no namespace, so frames keep exactly the namespaces they declare.
 _FRAGMENT_ROOT = b"<fragments>"
@@ -233,6 +234,9 @@ class XMLStreamParser:
     def _new_document(self) -> pyexpat.XMLParserType:
         """A fresh expat parser; its handlers are closures for speed (no attribute lookups per event)."""
         parser = pyexpat.ParserCreate("UTF-8", _SEP)
+        # The text buffer is allocated per parser, so per connection: expat's default of 8 KB was a quarter of
+        # an idle client's memory. A longer text run arrives in pieces, which the text handler joins anyway.
+        parser.buffer_size = _TEXT_BUFFER
         parser.buffer_text = True
         parser.SetParamEntityParsing(pyexpat.XML_PARAM_ENTITY_PARSING_NEVER)
         # expat >= 2.6 may hold back a large token until more data arrives; a stream needs every stanza now.

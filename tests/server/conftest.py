@@ -14,6 +14,7 @@ so SCRAM-*-PLUS works as with a real CA.
 
 from __future__ import annotations
 
+import errno
 import json
 from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
@@ -27,7 +28,7 @@ from jaybird.jid import JID
 from jaybird.server.app import Server
 from jaybird.server.auth import add_user
 from jaybird.server.config import ServerConfig, parse_config
-from tests.peers.ports import free_port
+from tests.peers.ports import free_ports
 
 #: The smallest iteration count the configuration accepts (RFC 7677 §4): keeps tests fast.
 TEST_ITERATIONS = 4096
@@ -77,7 +78,7 @@ def server_config(
     storage: str = "memory://",
 ) -> tuple[ServerConfig, int, int]:
     """A configuration on free loopback ports; ``toml`` is appended (top-level tables only)."""
-    port, tls_port = free_port(), free_port()
+    port, tls_port = free_ports(2)
     hosts = "".join(f"[[hosts]]\ndomain = {json.dumps(d)}\n" for d in domains)
     enabled = "" if modules is None else f"[modules]\nenabled = {json.dumps(list(modules))}\n"
     text = (
@@ -90,14 +91,36 @@ def server_config(
     return parse_config(text, source="test.toml"), port, tls_port
 
 
+PORT_ATTEMPTS = 3
+
+
+async def start_on_free_ports(
+    make_config: Callable[[], tuple[ServerConfig, int, int]],
+) -> tuple[Server, ServerConfig, int, int]:
+    """Start a server on ports chosen just before; another process may take one in between (the ports are free
+    only when chosen), so a start refused with EADDRINUSE is retried on fresh ports, a bounded number of times."""
+    for attempt in range(PORT_ATTEMPTS):
+        config, port, tls_port = make_config()
+        server = Server(config)
+        try:
+            await server.start()
+        except OSError as exc:
+            await server.stop()
+            if exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                raise
+            continue
+        return server, config, port, tls_port
+    raise AssertionError("unreachable")
+
+
 @pytest.fixture
 async def start_server(tmp_path: Path) -> AsyncIterator[ServerFactory]:
     started: list[Server] = []
 
     async def start(**kwargs: Any) -> RunningServer:
-        config, port, tls_port = server_config(tmp_path / f"data{len(started)}", **kwargs)
-        server = Server(config)
-        await server.start()
+        server, config, port, tls_port = await start_on_free_ports(
+            lambda: server_config(tmp_path / f"data{len(started)}", **kwargs)
+        )
         started.append(server)
         return RunningServer(server, config, port, tls_port, config.hosts[0].domain)
 

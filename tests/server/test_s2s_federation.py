@@ -6,6 +6,7 @@ Each server knows the other's domain only through a ``[[s2s.peers]]`` route, so 
 from __future__ import annotations
 
 import asyncio
+import errno
 import json
 import logging
 from collections.abc import AsyncIterator
@@ -20,8 +21,8 @@ from jaybird.server.app import Server
 from jaybird.stanza import Iq, IqType, Message, MessageType
 from jaybird.xml.element import Element
 from tests.peers.certs import ca_and_leaf
-from tests.peers.ports import free_port
-from tests.server.conftest import RunningServer, server_config
+from tests.peers.ports import free_port, free_ports
+from tests.server.conftest import PORT_ATTEMPTS, RunningServer, server_config
 from tests.server.helpers import watch
 
 A, B = "a.test", "b.test"
@@ -50,31 +51,41 @@ def _tls_toml(cert: Path, key: Path) -> str:
 
 
 async def _start_pair(tmp_path: Path, *, external: bool, a_extra: str = "", b_extra: str = "") -> AsyncIterator[Pair]:
-    a_port, b_port = free_port(), free_port()
-    bundle: Path | None = None
-    toml_a = _s2s_toml(a_port, B, b_port, ca=None, extra=a_extra)
-    toml_b = _s2s_toml(b_port, A, a_port, ca=None, extra=b_extra)
-    if external:
-        # One CA for both: each side trusts the other's certificate, so SASL EXTERNAL is offered and used.
-        ca_a = ca_and_leaf(tmp_path / "certs-a", [A], stem=A)
-        leaf_b = ca_and_leaf(tmp_path / "certs-b", [B], stem=B)
-        bundle = tmp_path / "cas.pem"
-        bundle.write_bytes(ca_a.ca_cert.read_bytes() + leaf_b.ca_cert.read_bytes())
-        toml_a = _s2s_toml(a_port, B, b_port, ca=bundle, extra=a_extra) + _tls_toml(ca_a.cert, ca_a.key)
-        toml_b = _s2s_toml(b_port, A, a_port, ca=bundle, extra=b_extra) + _tls_toml(leaf_b.cert, leaf_b.key)
-    servers: list[Server] = []
-    running: list[RunningServer] = []
-    for name, domain, toml in (("a", A, toml_a), ("b", B, toml_b)):
-        config, port, tls_port = server_config(tmp_path / f"data-{name}", domains=[domain], toml=toml)
-        server = Server(config)
-        await server.start()
-        servers.append(server)
-        running.append(RunningServer(server, config, port, tls_port, domain))
-    try:
-        yield Pair(running[0], running[1], a_port, b_port, bundle)
-    finally:
-        for server in servers:
-            await server.stop()
+    for attempt in range(PORT_ATTEMPTS):
+        # The two configurations name each other's s2s port: a port taken meanwhile means choosing both again.
+        a_port, b_port = free_ports(2)
+        bundle: Path | None = None
+        toml_a = _s2s_toml(a_port, B, b_port, ca=None, extra=a_extra)
+        toml_b = _s2s_toml(b_port, A, a_port, ca=None, extra=b_extra)
+        if external:
+            # One CA for both: each side trusts the other's certificate, so SASL EXTERNAL is offered and used.
+            ca_a = ca_and_leaf(tmp_path / "certs-a", [A], stem=A)
+            leaf_b = ca_and_leaf(tmp_path / "certs-b", [B], stem=B)
+            bundle = tmp_path / "cas.pem"
+            bundle.write_bytes(ca_a.ca_cert.read_bytes() + leaf_b.ca_cert.read_bytes())
+            toml_a = _s2s_toml(a_port, B, b_port, ca=bundle, extra=a_extra) + _tls_toml(ca_a.cert, ca_a.key)
+            toml_b = _s2s_toml(b_port, A, a_port, ca=bundle, extra=b_extra) + _tls_toml(leaf_b.cert, leaf_b.key)
+        servers: list[Server] = []
+        running: list[RunningServer] = []
+        try:
+            for name, domain, toml in (("a", A, toml_a), ("b", B, toml_b)):
+                config, port, tls_port = server_config(tmp_path / f"data-{name}-{attempt}", domains=[domain], toml=toml)
+                server = Server(config)
+                servers.append(server)
+                await server.start()
+                running.append(RunningServer(server, config, port, tls_port, domain))
+        except OSError as exc:
+            for server in servers:
+                await server.stop()
+            if exc.errno != errno.EADDRINUSE or attempt == PORT_ATTEMPTS - 1:
+                raise
+            continue
+        try:
+            yield Pair(running[0], running[1], a_port, b_port, bundle)
+        finally:
+            for server in servers:
+                await server.stop()
+        return
 
 
 @pytest.fixture

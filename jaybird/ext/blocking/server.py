@@ -20,6 +20,7 @@ one, and this module is the only writer of the store.
 from __future__ import annotations
 
 from collections import OrderedDict
+from collections.abc import Awaitable
 from typing import ClassVar, Final
 
 from jaybird.errors import StanzaError, StanzaErrorCondition
@@ -53,6 +54,16 @@ STORE: Final = "blocklist"
 #: Ahead of the modules that deliver or answer (presence, offline, carbons run at the default 0).
 PRIORITY: Final = 100
 DEFAULT_CACHE_SIZE: Final = 10_000
+_NOTHING: Final[frozenset[JID]] = frozenset()
+
+
+def _owner(account: JID) -> str:
+    """The cache and store key of an account: its bare JID as text (built without a bare JID object)."""
+    return account.domain if account.local is None else f"{account.local}@{account.domain}"
+
+
+def _same_account(a: JID, b: JID) -> bool:
+    return a.local == b.local and a.domain == b.domain
 
 
 class BlockingModule(ServerModule):
@@ -74,13 +85,20 @@ class BlockingModule(ServerModule):
         self.on(AccountRemoved, self._forget)
 
     # -- the blocklist ----------------------------------------------------------------------------------------
-    async def blocklist(self, account: JID) -> frozenset[JID]:
-        """The JIDs ``account`` (a bare JID) blocks."""
-        owner = str(account.bare)
+    def _cached(self, account: JID) -> frozenset[JID] | None:
+        """The blocklist of ``account`` if it is cached (then marked recently used), without touching storage."""
+        owner = _owner(account)
         cached = self._cache.get(owner)
         if cached is not None:
             self._cache.move_to_end(owner)
+        return cached
+
+    async def blocklist(self, account: JID) -> frozenset[JID]:
+        """The JIDs ``account`` (a bare JID) blocks."""
+        cached = self._cached(account)
+        if cached is not None:
             return cached
+        owner = _owner(account)
         stored = await self.host.storage.map.items(owner, STORE)
         jids = frozenset(JID(key) for key in stored)
         self._remember(owner, jids)
@@ -94,7 +112,7 @@ class BlockingModule(ServerModule):
 
     async def blocks(self, account: JID, other: JID | None) -> bool:
         """True when local ``account`` blocks ``other`` (never its own account, nor an unknown sender)."""
-        if other is None or other.bare == account.bare:
+        if other is None or _same_account(account, other):
             return False
         return is_blocked(await self.blocklist(account), other)
 
@@ -113,7 +131,7 @@ class BlockingModule(ServerModule):
     async def _block(self, request: IqRequest) -> None:
         account = self._own(request)
         block = Block.from_element(self._payload(request))
-        owner = str(account)
+        owner = _owner(account)
         before = await self.blocklist(account)
         for jid in block.items:
             if jid not in before:  # while still unblocked: the enforcement below would drop it
@@ -126,7 +144,7 @@ class BlockingModule(ServerModule):
     async def _unblock(self, request: IqRequest) -> None:
         account = self._own(request)
         unblock = Unblock.from_element(self._payload(request))
-        owner = str(account)
+        owner = _owner(account)
         before = await self.blocklist(account)
         if unblock.everything:
             await self.host.storage.map.clear(owner, STORE)
@@ -168,7 +186,14 @@ class BlockingModule(ServerModule):
         await self.host.route(Presence.build(account, type=PresenceType.PROBE, from_=contact.bare))
 
     # -- enforcement ------------------------------------------------------------------------------------------
-    async def _outbound(self, event: StanzaFromClient) -> bool:
+    # Every routed stanza passes these hooks. With the blocklist cached and empty (nearly always) they answer
+    # at once, without a coroutine and without parsing the stanza's other address.
+    def _outbound(self, event: StanzaFromClient) -> bool | Awaitable[bool]:
+        if self._cached(event.session.jid) == _NOTHING:
+            return False
+        return self._outbound_checked(event)
+
+    async def _outbound_checked(self, event: StanzaFromClient) -> bool:
         stanza = event.stanza
         if not await self.blocks(event.session.jid, stanza.to):
             return False
@@ -188,7 +213,12 @@ class BlockingModule(ServerModule):
             return False
         return await self.blocks(sender, to)
 
-    async def _inbound_message(self, event: MessageToAccount) -> bool:
+    def _inbound_message(self, event: MessageToAccount) -> bool | Awaitable[bool]:
+        if self._cached(event.to) == _NOTHING:
+            return False
+        return self._inbound_message_checked(event)
+
+    async def _inbound_message_checked(self, event: MessageToAccount) -> bool:
         if not await self.blocks(event.to, event.stanza.from_):
             return False
         await self._refuse(event.stanza)
@@ -200,7 +230,12 @@ class BlockingModule(ServerModule):
             event.stanza, event.to
         )
 
-    async def _inbound_iq(self, event: IqToAccount) -> bool:
+    def _inbound_iq(self, event: IqToAccount) -> bool | Awaitable[bool]:
+        if self._cached(event.to) == _NOTHING:
+            return False
+        return self._inbound_iq_checked(event)
+
+    async def _inbound_iq_checked(self, event: IqToAccount) -> bool:
         iq = event.stanza
         if not await self.blocks(event.to, iq.from_):
             return False
@@ -215,7 +250,7 @@ class BlockingModule(ServerModule):
         await self.host.route(stanza.error_reply(StanzaError(StanzaErrorCondition.SERVICE_UNAVAILABLE)))
 
     async def _forget(self, event: AccountRemoved) -> None:
-        owner = str(event.account.bare)
+        owner = _owner(event.account)
         await self.host.storage.map.clear(owner, STORE)
         self._cache.pop(owner, None)
 

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import time
+from collections.abc import Awaitable
 from typing import ClassVar
 
 from jaybird.errors import StanzaError, StanzaErrorCondition
@@ -52,11 +53,13 @@ class LastActivityModule(ServerModule):
         status = record.get("status")
         return LastActivity(seconds, status if isinstance(status, str) else None)
 
-    async def _on_stanza(self, event: StanzaFromClient) -> None:
+    def _on_stanza(self, event: StanzaFromClient) -> Awaitable[None] | None:
+        # Every stanza a client sends passes here: only an unavailable broadcast costs a coroutine.
         stanza = event.stanza
-        if isinstance(stanza, Presence) and stanza.to is None and stanza.type is PresenceType.UNAVAILABLE:
+        if isinstance(stanza, Presence) and stanza.type is PresenceType.UNAVAILABLE and stanza.to is None:
             event.session.data[LastActivityModule] = stanza.status
-            await self._record(event.session.jid, stanza.status)
+            return self._record(event.session.jid, stanza.status)
+        return None
 
     async def _on_session_ended(self, event: SessionEnded) -> None:
         if any(other.available for other in self.host.sessions.of(event.session.jid.bare)):

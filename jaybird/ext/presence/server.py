@@ -13,6 +13,7 @@ other accounts are routed after the lock is released, since a local contact's si
 
 from __future__ import annotations
 
+from collections.abc import Awaitable
 from dataclasses import dataclass, field, replace
 
 from jaybird import ns
@@ -72,10 +73,13 @@ class PresenceModule(ServerModule):
         self.on(SessionEnded, self._session_ended)
 
     # -- from the account's own clients ----------------------------------------------------------------------
-    async def _from_client(self, event: StanzaFromClient) -> bool:
-        stanza = event.stanza
-        if not isinstance(stanza, Presence):
+    def _from_client(self, event: StanzaFromClient) -> bool | Awaitable[bool]:
+        # Every stanza a client sends passes here: messages and IQs leave without a coroutine.
+        if not isinstance(event.stanza, Presence):
             return False
+        return self._presence_from_client(event, event.stanza)
+
+    async def _presence_from_client(self, event: StanzaFromClient, stanza: Presence) -> bool:
         session = event.session
         type_ = stanza.type
         if type_ is None:

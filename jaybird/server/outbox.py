@@ -1,0 +1,110 @@
+"""What one connection's writer waits on: its outgoing frames and two flags, small enough for idle clients.
+
+An ``asyncio.Queue`` allocates four deques and an ``asyncio.Event`` one (about 700 bytes each, empty): for a
+connection that mostly idles they were a tenth of its memory. These hold a list and create a future only
+while someone actually waits.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+__all__ = ["Flag", "Outbox"]
+
+
+class Flag:
+    """A one-way flag (set, never cleared) that can be awaited; the future exists only while waited on."""
+
+    __slots__ = ("_set", "_waiter")
+
+    def __init__(self) -> None:
+        self._set = False
+        self._waiter: asyncio.Future[None] | None = None
+
+    def set(self) -> None:
+        self._set = True
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def is_set(self) -> bool:
+        return self._set
+
+    async def wait(self) -> None:
+        if self._set:
+            return
+        if self._waiter is None or self._waiter.done():  # done: a cancelled wait (a timeout) left it behind
+            self._waiter = asyncio.get_running_loop().create_future()
+        await self._waiter
+
+
+class Outbox:
+    """Frames for one writer, taken all at once (so the writer makes one write per batch), then an end mark.
+
+    ``put`` never blocks (the caller bounds the backlog); ``take`` returns everything queued so far, waiting
+    for something if need be, and None once the outbox is ended and empty; ``written`` waits until the writer
+    has taken and finished everything queued (``done_writing``) or has stopped (``abandon``).
+    """
+
+    __slots__ = ("_ended", "_flushed", "_frames", "_taken", "_waiter")
+
+    def __init__(self) -> None:
+        self._frames: list[bytes] = []
+        self._ended = False
+        self._taken = False  # the writer holds a batch it has not finished writing
+        self._waiter: asyncio.Future[None] | None = None
+        self._flushed: asyncio.Future[None] | None = None
+
+    def put(self, frames: list[bytes]) -> None:
+        self._frames += frames
+        self._wake()
+
+    def end(self) -> None:
+        self._ended = True
+        self._wake()
+
+    def _wake(self) -> None:
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    async def take(self) -> list[bytes] | None:
+        while not self._frames:
+            if self._ended:
+                return None
+            self._waiter = asyncio.get_running_loop().create_future()
+            try:
+                await self._waiter
+            finally:
+                self._waiter = None
+        frames, self._frames = self._frames, []
+        self._taken = True
+        return frames
+
+    def done_writing(self) -> None:
+        """The last batch taken is written: wake ``written`` if nothing new came meanwhile."""
+        self._taken = False
+        if not self._frames:
+            self._release()
+
+    def abandon(self) -> None:
+        """The writer stopped: whatever is queued will never go out, and nobody may wait for it."""
+        self._frames = []
+        self._ended = True
+        self._taken = False
+        self._release()
+
+    def _release(self) -> None:
+        flushed, self._flushed = self._flushed, None
+        if flushed is not None and not flushed.done():
+            flushed.set_result(None)
+
+    async def written(self) -> None:
+        if not self._frames and not self._taken:
+            return
+        if self._flushed is None or self._flushed.done():
+            self._flushed = asyncio.get_running_loop().create_future()
+        # Awaited directly, not through a shield: STARTTLS waits here for <proceed/> to go out, and every
+        # extra loop iteration before the handshake starts is a chance for the client's ClientHello to be
+        # read as stream data.
+        await self._flushed

@@ -1,0 +1,83 @@
+"""The c2s writer's queue and flags (jaybird.server.outbox): batching, the end mark, and waiting for writes.
+
+RFC 6120 §5.4.3.3: after <proceed/> the server must not read or send anything on the plain stream, so the
+STARTTLS path waits until <proceed/> is written; ``written`` is that wait.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+
+from jaybird.server.outbox import Flag, Outbox
+
+
+async def test_take_returns_everything_queued_as_one_batch() -> None:
+    box = Outbox()
+    box.put([b"<a/>"])
+    box.put([b"<b/>", b"<c/>"])
+    assert await box.take() == [b"<a/>", b"<b/>", b"<c/>"]
+
+
+async def test_take_waits_for_frames_and_returns_none_after_end() -> None:
+    box = Outbox()
+    taker = asyncio.ensure_future(box.take())
+    await asyncio.sleep(0)
+    assert not taker.done()
+    box.put([b"<a/>"])
+    assert await asyncio.wait_for(taker, 1) == [b"<a/>"]
+    box.put([b"<last/>"])
+    box.end()
+    assert await box.take() == [b"<last/>"]  # what was queued before the end still goes out
+    assert await box.take() is None
+
+
+async def test_written_waits_until_the_writer_finished_the_batch() -> None:
+    box = Outbox()
+    await asyncio.wait_for(box.written(), 1)  # nothing queued: nothing to wait for
+    box.put([b"<proceed/>"])
+    waiter = asyncio.ensure_future(box.written())
+    await asyncio.sleep(0)
+    assert not waiter.done()
+    await box.take()
+    await asyncio.sleep(0)
+    assert not waiter.done()  # taken but not yet written
+    box.done_writing()
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_written_covers_frames_queued_while_a_batch_was_being_written() -> None:
+    box = Outbox()
+    box.put([b"<one/>"])
+    await box.take()
+    box.put([b"<two/>"])
+    waiter = asyncio.ensure_future(box.written())
+    box.done_writing()
+    await asyncio.sleep(0)
+    assert not waiter.done()  # <two/> is still queued
+    assert await box.take() == [b"<two/>"]
+    box.done_writing()
+    await asyncio.wait_for(waiter, 1)
+
+
+async def test_abandon_drops_frames_and_releases_waiters() -> None:
+    box = Outbox()
+    box.put([b"<a/>"])
+    waiter = asyncio.ensure_future(box.written())
+    await asyncio.sleep(0)
+    box.abandon()
+    await asyncio.wait_for(waiter, 1)
+    assert await box.take() is None
+
+
+async def test_flag_wakes_waiters_and_survives_a_cancelled_wait() -> None:
+    flag = Flag()
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(flag.wait(), 0.01)
+    assert not flag.is_set()
+    waiter = asyncio.ensure_future(flag.wait())
+    await asyncio.sleep(0)
+    flag.set()
+    await asyncio.wait_for(waiter, 1)
+    assert flag.is_set()
+    await asyncio.wait_for(flag.wait(), 1)  # already set: returns at once
