@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import enum
 from dataclasses import dataclass
+from typing import Generic, TypeVar
 
 from jaybird import ns
 from jaybird.xml.element import XML_LANG, Element
@@ -159,6 +160,40 @@ def _text_element(namespace: str, text: str, lang: str | None) -> Element:
     return el
 
 
+C = TypeVar("C", StanzaErrorCondition, StreamErrorCondition)
+
+
+@dataclass(frozen=True, slots=True)
+class _Parts(Generic[C]):
+    condition: C
+    text: str | None
+    lang: str | None
+    app: Element | None
+    #: The condition element's text: the new address of ``gone``/``redirect``, the host of ``see-other-host``.
+    value: str | None
+
+
+def _read_error(error: Element, namespace: str, conditions: type[C], undefined: C) -> _Parts[C]:
+    """The parts of a stanza or stream ``<error/>`` (RFC 6120 §4.9.2, §8.3.2): the first defined condition,
+    ``<text/>``, the first application-specific child; an unknown condition reads as ``undefined``."""
+    condition, text, lang, app, value = undefined, None, None, None, None
+    seen_condition = False
+    for child in error.elements():
+        child_ns, local = ns.split(child.name)
+        if child_ns != namespace:
+            app = child if app is None else app
+        elif local == "text":
+            text, lang = child.text, child.lang
+        elif not seen_condition:
+            seen_condition = True
+            try:
+                condition = conditions(local)
+            except ValueError:
+                condition = undefined
+            value = child.text or None
+    return _Parts(condition, text, lang, app, value)
+
+
 @dataclass(eq=False)
 class StanzaError(JaybirdError):
     """A stanza error (RFC 6120 §8.3). Raise it in a handler and the peer gets the error reply."""
@@ -198,35 +233,19 @@ class StanzaError(JaybirdError):
     @classmethod
     def from_element(cls, error: Element) -> StanzaError:
         """Read an ``<error/>`` child; unknown or missing conditions read as ``undefined-condition``."""
-        condition = StanzaErrorCondition.UNDEFINED_CONDITION
-        text = lang = redirect = None
-        app: Element | None = None
-        seen_condition = False
-        for child in error.elements():
-            namespace, local = ns.split(child.name)
-            if namespace != ns.STANZAS:
-                app = child if app is None else app
-            elif local == "text":
-                text, lang = child.text, child.lang
-            elif not seen_condition:
-                seen_condition = True
-                try:
-                    condition = StanzaErrorCondition(local)
-                except ValueError:
-                    condition = StanzaErrorCondition.UNDEFINED_CONDITION
-                redirect = child.text or None
+        parts = _read_error(error, ns.STANZAS, StanzaErrorCondition, StanzaErrorCondition.UNDEFINED_CONDITION)
         try:
             etype: StanzaErrorType | None = StanzaErrorType(error.get("type", ""))
         except ValueError:
             etype = None
         return cls(
-            condition,
-            text=text,
+            parts.condition,
+            text=parts.text,
             type=etype,
-            app_condition=app,
-            lang=lang,
+            app_condition=parts.app,
+            lang=parts.lang,
             by=error.get("by"),
-            redirect=redirect,
+            redirect=parts.value,
         )
 
 
@@ -255,24 +274,8 @@ class StreamError(JaybirdError):
 
     @classmethod
     def from_element(cls, error: Element) -> StreamError:
-        condition = StreamErrorCondition.UNDEFINED_CONDITION
-        text = lang = other = None
-        app: Element | None = None
-        seen_condition = False
-        for child in error.elements():
-            namespace, local = ns.split(child.name)
-            if namespace != ns.STREAMS:
-                app = child if app is None else app
-            elif local == "text":
-                text, lang = child.text, child.lang
-            elif not seen_condition:
-                seen_condition = True
-                try:
-                    condition = StreamErrorCondition(local)
-                except ValueError:
-                    condition = StreamErrorCondition.UNDEFINED_CONDITION
-                other = child.text or None
-        return cls(condition, text=text, app_condition=app, lang=lang, other_host=other)
+        parts = _read_error(error, ns.STREAMS, StreamErrorCondition, StreamErrorCondition.UNDEFINED_CONDITION)
+        return cls(parts.condition, text=parts.text, app_condition=parts.app, lang=parts.lang, other_host=parts.value)
 
 
 @dataclass(eq=False)

@@ -87,9 +87,7 @@ def _write(el: Element, out: list[str], default: str | None, content_ns: str, sc
         namespace, local = "", name
     prefix = scope.get(namespace) if namespace != default else None
     if prefix is not None:
-        tag = f"{prefix}:{local}"
-        if prefix not in ("xml",) and scope.get(namespace) is None:  # pragma: no cover - defensive
-            declare.append(f' xmlns:{prefix}="{escape_attr(namespace)}"')
+        tag = f"{prefix}:{local}"  # the prefix is declared by the stream header (or is xml:)
         inner_default = default
     else:
         tag = local
