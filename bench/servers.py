@@ -14,7 +14,6 @@ import hashlib
 import hmac
 import os
 import shutil
-import signal
 import subprocess
 import sys
 from collections.abc import Callable, Sequence
@@ -27,6 +26,7 @@ from tests.peers.certs import ca_and_leaf
 from tests.peers.ejabberd import EjabberdServer
 from tests.peers.ejabberd import installed as ejabberd_installed
 from tests.peers.ports import free_port, wait_for_port
+from tests.peers.process import terminate
 from tests.peers.prosody import LuaValue, ProsodyServer, lua
 
 DOMAIN = "localhost"
@@ -275,14 +275,8 @@ class JaybirdBench:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(10)
+        if process is not None:
+            terminate(process, 10)
 
     def ensure_accounts(self, users: Sequence[str]) -> None:
         """Accounts written straight into the server's store, as for Prosody (``jaybird user add`` is a process

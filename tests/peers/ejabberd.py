@@ -21,12 +21,12 @@ import urllib.error
 import urllib.request
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Any, Self
+from typing import Any
 
 from tests.peers import Account
 from tests.peers.certs import ca_and_leaf
 from tests.peers.ports import free_port, port_accepts, wait_for_port
+from tests.peers.process import PeerProcess, terminate
 
 LOOPBACK = "127.0.0.1"
 # Where Debian installs ejabberd's own OTP applications (ejabberdctl sets the same ERL_LIBS).
@@ -65,7 +65,7 @@ class EjabberdError(RuntimeError):
     """ejabberd did not start, or an HTTP API call failed; the message carries the tail of its logs."""
 
 
-class EjabberdServer:
+class EjabberdServer(PeerProcess):
     """Start with `with EjabberdServer(tmp_path) as server:` (or `start()` / `stop()`).
 
     `starttls_required=False` lets clients log in over plain TCP (PLAIN included), the setting benchmarks
@@ -169,28 +169,7 @@ class EjabberdServer:
         """The VM's stdout and stderr (errors before the logger is set up end up here)."""
         return self._workdir / "console.log"
 
-    @property
-    def ca_file(self) -> Path:
-        """The CA certificate a client must trust to verify this server as `domain`."""
-        return self._workdir / "certs" / "ca.crt"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
     # -- life cycle ---------------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start ejabberd and return once every listener accepts connections; retried on fresh ports when
@@ -293,13 +272,7 @@ class EjabberdServer:
         process group, and an epmd on this instance's private port if one got started. Safe to call twice."""
         process, self._process = self._process, None
         if process is not None:
-            if process.poll() is None:
-                process.send_signal(signal.SIGTERM)
-                try:
-                    process.wait(self._stop_timeout)
-                except subprocess.TimeoutExpired:
-                    process.kill()
-                    process.wait(self._stop_timeout)
+            terminate(process, self._stop_timeout)
             # The group was created for this VM alone (start_new_session), so it holds only its helpers.
             with contextlib.suppress(ProcessLookupError):
                 os.killpg(process.pid, signal.SIGKILL)

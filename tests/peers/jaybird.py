@@ -6,18 +6,16 @@ so a test can check what survives a graceful shutdown (offline messages, rosters
 """
 
 import json
-import signal
 import subprocess
 import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
 from tests.peers import Account
 from tests.peers.certs import ca_and_leaf
 from tests.peers.ports import free_port, port_accepts
+from tests.peers.process import PeerProcess, terminate
 
 LOOPBACK = "127.0.0.1"
 #: The smallest count the configuration accepts (RFC 7677 §4): account creation and logins stay fast.
@@ -37,7 +35,7 @@ class JaybirdError(RuntimeError):
     the tail of the server's log."""
 
 
-class JaybirdServer:
+class JaybirdServer(PeerProcess):
     """Start with `with JaybirdServer(tmp_path) as server:` (or `start()` / `stop()`).
 
     `command` is how to run the `jaybird` CLI (default: this interpreter with `-m jaybird.cli`, so the tests
@@ -102,28 +100,7 @@ class JaybirdServer:
         """The server's stdout and stderr, appended to across restarts."""
         return self._workdir / "jaybird.log"
 
-    @property
-    def ca_file(self) -> Path:
-        """The CA certificate a client must trust to verify this server as `domain`."""
-        return self._workdir / "certs" / "ca.crt"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
     # -- life cycle ---------------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start the server and return once both client ports accept connections.
@@ -160,14 +137,7 @@ class JaybirdServer:
         process, self._process = self._process, None
         if process is None:
             return
-        if process.poll() is None:
-            process.send_signal(signal.SIGTERM)
-            try:
-                process.wait(self._stop_timeout)
-            except subprocess.TimeoutExpired:
-                process.kill()
-                process.wait(self._stop_timeout)
-        self.last_exit_code = process.returncode
+        self.last_exit_code = terminate(process, self._stop_timeout)
 
     def restart(self) -> None:
         """A graceful stop (SIGTERM, exit status 0 required) and a start on the same data, ports and certificate."""

@@ -6,18 +6,17 @@ config is absolute and lives in the work directory the caller hands in.
 
 import os
 import shutil
-import signal
 import subprocess
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from types import TracebackType
-from typing import Self, TypeAlias
+from typing import TypeAlias
 
 from tests.peers import Account
 from tests.peers.certs import ca_and_leaf
 from tests.peers.ports import free_port, wait_for_port
+from tests.peers.process import PeerProcess, terminate
 
 LOOPBACK = "127.0.0.1"
 
@@ -70,7 +69,7 @@ def lua(value: LuaValue) -> str:
     return "{ " + " ".join(f"{lua(v)};" for v in value) + " }"
 
 
-class ProsodyServer:
+class ProsodyServer(PeerProcess):
     """Start with `with ProsodyServer(tmp_path) as server:` (or `start()` / `stop()`).
 
     `ssl_protocol` is handed to Prosody's `ssl.protocol` (LuaSec names such as "tlsv1_2"); Prosody 0.12 only
@@ -177,28 +176,7 @@ class ProsodyServer:
         """Prosody's stdout and stderr (errors before its logging is set up end up here)."""
         return self._workdir / "console.log"
 
-    @property
-    def ca_file(self) -> Path:
-        """The CA certificate a client must trust to verify this server as `domain`."""
-        return self._workdir / "certs" / "ca.crt"
-
-    @property
-    def pid(self) -> int | None:
-        return None if self._process is None else self._process.pid
-
-    def log_text(self) -> str:
-        return self.log_file.read_text(errors="replace") if self.log_file.exists() else ""
-
     # -- life cycle ---------------------------------------------------------------------------------------
-
-    def __enter__(self) -> Self:
-        self.start()
-        return self
-
-    def __exit__(
-        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
-    ) -> None:
-        self.stop()
 
     def start(self) -> None:
         """Start Prosody and return once every port it was given accepts connections.
@@ -262,14 +240,8 @@ class ProsodyServer:
     def stop(self) -> None:
         """SIGTERM, then SIGKILL if it has not exited within `stop_timeout`. Safe to call twice."""
         process, self._process = self._process, None
-        if process is None or process.poll() is not None:
-            return
-        process.send_signal(signal.SIGTERM)
-        try:
-            process.wait(self._stop_timeout)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait(self._stop_timeout)
+        if process is not None:
+            terminate(process, self._stop_timeout)
 
     def add_user(self, local: str, password: str, *, timeout: float = 20.0) -> Account:
         """Create (or overwrite) an account with prosodyctl; works while the server runs."""
