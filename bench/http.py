@@ -26,7 +26,6 @@ import argparse  # noqa: E402
 import asyncio  # noqa: E402
 import dataclasses  # noqa: E402
 import json  # noqa: E402
-import os  # noqa: E402
 import tempfile  # noqa: E402
 import time  # noqa: E402
 from collections.abc import Sequence  # noqa: E402
@@ -36,8 +35,8 @@ import aiohttp  # noqa: E402
 
 from bench import httpgen, loadgen  # noqa: E402
 from bench.http_servers import BOSH_PATH, FACTORIES, WEBSOCKET_PATH, HTTPBenchServer  # noqa: E402
-from bench.loadgen import LoginOptions, ProcessMeter  # noqa: E402
-from bench.servers import DOMAIN, GENERATOR_CORE, PASSWORD, ServerUnavailable, usable_cores  # noqa: E402
+from bench.loadgen import LoginOptions, ProcessMeter, Progress  # noqa: E402
+from bench.servers import DOMAIN, PASSWORD, ServerUnavailable, prepare_generator  # noqa: E402
 
 RESULTS = _HERE / "results" / "http.json"
 SCENARIO_TIMEOUT = 300.0
@@ -64,14 +63,6 @@ class Sizes:
 
 QUICK = Sizes(bosh_steps=(4,), idle=0.3, latency_rate=40.0, latency_duration=0.5, ws_pairs=2, window=4,
               warmup=0.2, duration=0.5, settle=0.2)  # fmt: skip
-
-
-class Progress:
-    def __init__(self) -> None:
-        self.began = time.monotonic()
-
-    def step(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.began:7.1f} s] {text}", flush=True)
 
 
 class Run:
@@ -231,10 +222,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown server or scenario: {unknown or scenarios}")
     sizes = QUICK if args.quick else Sizes()
     progress = Progress()
-    limit = loadgen.raise_open_files_limit()
-    if usable_cores() > 1:
-        os.sched_setaffinity(0, {GENERATOR_CORE})
-    progress.step(f"open files limit {limit}; generator on core {sorted(os.sched_getaffinity(0))}")
+    prepare_generator(progress)
     results: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
     loop = loadgen.new_event_loop()

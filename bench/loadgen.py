@@ -81,6 +81,16 @@ def own_cpu_seconds() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
+class Progress:
+    """One line per step of a benchmark, with the seconds since it began."""
+
+    def __init__(self) -> None:
+        self.began = time.monotonic()
+
+    def step(self, text: str) -> None:
+        print(f"[{time.monotonic() - self.began:7.1f} s] {text}", flush=True)
+
+
 def raise_open_files_limit() -> int:
     _, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
     resource.setrlimit(resource.RLIMIT_NOFILE, (hard, hard))

@@ -20,7 +20,7 @@ import sys
 import tempfile
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 if __package__ in (None, ""):
@@ -31,8 +31,8 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_HERE.parent))
 
 from bench import loadgen
-from bench.loadgen import Connection, LoginOptions, ProcessMeter
-from bench.servers import FACTORIES, GENERATOR_CORE, PASSWORD, BenchServer, ServerUnavailable, usable_cores
+from bench.loadgen import Connection, LoginOptions, ProcessMeter, Progress
+from bench.servers import FACTORIES, PASSWORD, BenchServer, ServerUnavailable, prepare_generator
 
 RESULTS = Path(__file__).resolve().parent / "results" / "servers.json"
 SCENARIOS = "abcde"
@@ -60,14 +60,6 @@ class Sizes:
 
 QUICK = Sizes(throughput_users=(10,), window=8, warmup=0.3, duration=1.0, login_concurrency=4, idle_steps=(30,),
               latency_rate=200.0, latency_pairs=2, fanout_contacts=10, settle=0.2)  # fmt: skip
-
-
-@dataclass(slots=True)
-class Progress:
-    began: float = field(default_factory=time.monotonic)
-
-    def step(self, text: str) -> None:
-        print(f"[{time.monotonic() - self.began:7.1f} s] {text}", flush=True)
 
 
 def users(n: int, prefix: str = "u") -> list[tuple[str, str]]:
@@ -302,10 +294,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         parser.error(f"unknown server or scenario: {unknown or scenarios}")
     sizes = QUICK if args.quick else Sizes()
     progress = Progress()
-    limit = loadgen.raise_open_files_limit()
-    if usable_cores() > 1:
-        os.sched_setaffinity(0, {GENERATOR_CORE})
-    progress.step(f"open files limit {limit}; generator on core {sorted(os.sched_getaffinity(0))}")
+    prepare_generator(progress)
     results: dict[str, dict[str, float]] = {}
     skipped: dict[str, str] = {}
     loop = loadgen.new_event_loop()

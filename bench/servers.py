@@ -21,7 +21,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from bench.loadgen import Target
+from bench.loadgen import Progress, Target, raise_open_files_limit
 from tests.peers.certs import ca_and_leaf
 from tests.peers.ejabberd import EjabberdServer
 from tests.peers.ejabberd import installed as ejabberd_installed
@@ -57,6 +57,14 @@ def pin(pid: int, core: int) -> None:
     """Every thread of `pid` onto `core` (for servers whose start command cannot be prefixed with taskset)."""
     for task in os.listdir(f"/proc/{pid}/task"):
         os.sched_setaffinity(int(task), {core})
+
+
+def prepare_generator(progress: Progress) -> None:
+    """The load generator's side of every run: as many open files as allowed, and its own core."""
+    limit = raise_open_files_limit()
+    if usable_cores() > 1:
+        os.sched_setaffinity(0, {GENERATOR_CORE})
+    progress.step(f"open files limit {limit}; generator on core {sorted(os.sched_getaffinity(0))}")
 
 
 def usable_cores() -> int:
