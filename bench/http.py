@@ -36,7 +36,14 @@ import aiohttp  # noqa: E402
 from bench import httpgen, loadgen  # noqa: E402
 from bench.http_servers import BOSH_PATH, FACTORIES, WEBSOCKET_PATH, HTTPBenchServer  # noqa: E402
 from bench.loadgen import LoginOptions, ProcessMeter, Progress  # noqa: E402
-from bench.servers import DOMAIN, PASSWORD, ServerUnavailable, prepare_generator  # noqa: E402
+from bench.servers import (  # noqa: E402
+    DOMAIN,
+    PASSWORD,
+    SERVER_CORE,
+    ServerUnavailable,
+    check_pinned,
+    prepare_generator,
+)
 
 RESULTS = _HERE / "results" / "http.json"
 SCENARIO_TIMEOUT = 300.0
@@ -238,6 +245,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress.step(f"{name}: skipped: {skipped[name]}")
                     continue
                 try:
+                    check_pinned(name, server.pid, SERVER_CORE)
                     server.ensure_accounts(["sender", *(f"u{i}" for i in range(sizes.accounts))])
                     progress.step(f"{name}: {sizes.accounts + 1} accounts ready")
                     results[name] = loop.run_until_complete(run_server(server, scenarios, sizes, progress))

@@ -32,7 +32,15 @@ if __package__ in (None, ""):
 
 from bench import loadgen
 from bench.loadgen import Connection, LoginOptions, ProcessMeter, Progress
-from bench.servers import FACTORIES, PASSWORD, BenchServer, ServerUnavailable, prepare_generator
+from bench.servers import (
+    FACTORIES,
+    PASSWORD,
+    SERVER_CORE,
+    BenchServer,
+    ServerUnavailable,
+    check_pinned,
+    prepare_generator,
+)
 
 RESULTS = Path(__file__).resolve().parent / "results" / "servers.json"
 SCENARIOS = "abcde"
@@ -310,6 +318,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress.step(f"{name}: skipped: {skipped[name]}")
                     continue
                 try:
+                    check_pinned(name, server.pid, SERVER_CORE)
                     runnable = prepare(server, scenarios, sizes, progress)
                     results[name] = loop.run_until_complete(run_server(server, runnable, sizes, progress))
                 except ServerUnavailable as exc:

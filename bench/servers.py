@@ -67,8 +67,22 @@ def prepare_generator(progress: Progress) -> None:
     progress.step(f"open files limit {limit}; generator on core {sorted(os.sched_getaffinity(0))}")
 
 
+# Read once, before `prepare_generator` narrows this process to its own core: asked later, the answer would be
+# one core, and the servers would silently share the generator's.
+_MACHINE_CORES = frozenset(os.sched_getaffinity(0))
+
+
 def usable_cores() -> int:
-    return len(os.sched_getaffinity(0))
+    return len(_MACHINE_CORES)
+
+
+def check_pinned(name: str, pid: int, core: int) -> None:
+    """Refuse to measure a server that does not run where the table says it does."""
+    if usable_cores() > 1:
+        for task in os.listdir(f"/proc/{pid}/task"):
+            actual = os.sched_getaffinity(int(task))
+            if actual != {core}:
+                raise ServerUnavailable(f"{name} (thread {task}) runs on cores {sorted(actual)}, not on core {core}")
 
 
 def _taskset(core: int) -> tuple[str, ...]:
