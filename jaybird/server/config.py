@@ -75,9 +75,11 @@ SASL_MECHANISMS: Final[tuple[str, ...]] = (
     *("SCRAM-SHA-512-PLUS", "SCRAM-SHA-512", "SCRAM-SHA-256-PLUS", "SCRAM-SHA-256", "SCRAM-SHA-1-PLUS"),
     *("SCRAM-SHA-1", "PLAIN", "EXTERNAL", "ANONYMOUS"),
 )
-# sqlalchemy's async engine needs the async driver; the bare dialect names are accepted and mapped to it
+# The bare dialect names are accepted and mapped to the driver jaybird runs them with: SQLite on the event
+# loop's thread through the standard library (aiosqlite's thread only when named), PostgreSQL through asyncpg.
 STORAGE_SCHEMES: Final = {
-    "sqlite": "sqlite+aiosqlite",
+    "sqlite": "sqlite+pysqlite",
+    "sqlite+pysqlite": "sqlite+pysqlite",
     "sqlite+aiosqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -411,7 +413,7 @@ class StorageConfig:
         metadata=_m(
             "database URL: sqlite:///PATH, postgresql+asyncpg://USER:PASSWORD@HOST/DB or memory://",
             check=_storage_url,
-            derived="sqlite+aiosqlite:///<data_dir>/jaybird.sqlite3",
+            derived="sqlite+pysqlite:///<data_dir>/jaybird.sqlite3",
         ),
     )
 
@@ -501,7 +503,7 @@ class ServerConfig:
         # An empty URL means "under data_dir": filled here so every ServerConfig holds a usable one.
         # dataclasses.replace(config, data_dir=...) keeps an already filled URL.
         if not self.storage.url:
-            url = f"sqlite+aiosqlite:///{(self.data_dir / 'jaybird.sqlite3').as_posix()}"
+            url = f"sqlite+pysqlite:///{(self.data_dir / 'jaybird.sqlite3').as_posix()}"
             object.__setattr__(self, "storage", replace(self.storage, url=url))
 
     @property

@@ -171,12 +171,14 @@ def postgres_server() -> Iterator[PostgresServer]:
         server.stop()
 
 
-@pytest.fixture(params=["memory", "sqlite", "postgresql"])
+@pytest.fixture(params=["memory", "sqlite", "sqlite-thread", "postgresql"])
 async def backend(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Backend]:
     name: str = request.param
     if name == "memory":
         yield Backend(name, "memory://", persistent=False)
-    elif name == "sqlite":
+    elif name == "sqlite":  # on the event loop's thread, the default
+        yield Backend(name, f"sqlite:///{tmp_path / 'jaybird.db'}", persistent=True)
+    elif name == "sqlite-thread":
         yield Backend(name, f"sqlite+aiosqlite:///{tmp_path / 'jaybird.db'}", persistent=True)
     else:
         server: PostgresServer = request.getfixturevalue("postgres_server")

@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Sequence
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -27,12 +28,15 @@ from jaybird.server.storage import (
     StoredCredentials,
     Value,
     open_storage,
+    sql,
 )
 from jaybird.server.storage.factory import sql_url
 from jaybird.server.storage.schema import metadata
 from jaybird.server.storage.sql import SQLITE_BUSY_TIMEOUT_MS, SQLStorage
 
 from .conftest import Backend
+
+PRAGMAS = ("journal_mode", "busy_timeout", "foreign_keys")
 
 JULIET = "juliet@capulet.lit"
 ROMEO = "romeo@montague.lit"
@@ -421,17 +425,19 @@ async def test_data_survives_close_and_reopen(backend: Backend, storage: Storage
 
 
 async def test_sqlite_runs_in_wal_mode_with_busy_timeout(backend: Backend, storage: Storage) -> None:
-    if backend.name != "sqlite":
+    if not backend.name.startswith("sqlite"):
         pytest.skip("SQLite pragmas")
     assert isinstance(storage, SQLStorage)
-    async with storage.engine.connect() as conn:
-        assert (await conn.execute(text("PRAGMA journal_mode"))).scalar_one() == "wal"
-        assert (await conn.execute(text("PRAGMA busy_timeout"))).scalar_one() == SQLITE_BUSY_TIMEOUT_MS
-        assert (await conn.execute(text("PRAGMA foreign_keys"))).scalar_one() == 1
+
+    def pragmas(conn: Connection) -> list[object]:
+        return [conn.exec_driver_sql(f"PRAGMA {name}").scalar_one() for name in PRAGMAS]
+
+    assert await storage.run_sync(pragmas) == ["wal", SQLITE_BUSY_TIMEOUT_MS, 1]
 
 
 def test_url_schemes() -> None:
-    assert sql_url("sqlite:////var/lib/jaybird/data.db") == "sqlite+aiosqlite:////var/lib/jaybird/data.db"
+    assert sql_url("sqlite:////var/lib/jaybird/data.db") == "sqlite+pysqlite:////var/lib/jaybird/data.db"
+    assert sql_url("sqlite+aiosqlite:///data.db") == "sqlite+aiosqlite:///data.db"
     assert sql_url("postgresql://u:p@db/jaybird") == "postgresql+asyncpg://u:p@db/jaybird"
     for bad in ("mysql://db/x", "sqlite://", "sqlite:///:memory:"):
         with pytest.raises(ValueError):
@@ -447,5 +453,45 @@ async def test_migrated_schema_matches_the_query_tables(backend: Backend, storag
         return list(compare_metadata(MigrationContext.configure(conn), metadata))
 
     assert isinstance(storage, SQLStorage)
-    async with storage.engine.connect() as conn:
-        assert await conn.run_sync(diff) == []
+    assert await storage.run_sync(diff) == []
+
+
+async def test_sqlite_checkpoints_off_the_loop_after_writes(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The default SQLite storage never checkpoints in a statement on the loop (wal_autocheckpoint=0); a worker
+    thread copies the WAL into the database file a while after writes."""
+    monkeypatch.setattr(sql, "SQLITE_CHECKPOINT_DELAY", 0.05)
+    path = tmp_path / "jaybird.db"
+    storage = await open_storage(f"sqlite:///{path}")
+    try:
+        assert isinstance(storage, SQLStorage)
+        assert [row[0] for row in await storage._db.fetch(text("PRAGMA wal_autocheckpoint"))] == [0]
+        # Wait for the checkpoint the migrations' writes may have scheduled, then measure from there.
+        await asyncio.sleep(0.3)
+        before = path.stat().st_size
+        # 6.4 MB: past the 1,000 pages (4 MB) at which SQLite's own auto-checkpoint would run.
+        for i in range(400):
+            await storage.kv.set(JULIET, f"blob{i}", bytes(16384))
+        assert path.stat().st_size == before, "a checkpoint ran inside a write on the loop"
+        for _ in range(100):  # bounded: 5 s
+            if path.stat().st_size >= before + 400 * 16384:
+                break
+            await asyncio.sleep(0.05)
+        assert path.stat().st_size >= before + 400 * 16384, "no checkpoint after the writes"
+        assert len(await storage.kv.get(JULIET, "blob399") or b"") == 16384
+    finally:
+        await storage.close()
+
+
+async def test_sqlite_failed_transaction_leaves_the_connection_usable(backend: Backend, storage: Storage) -> None:
+    """A transaction that fails (here: a duplicate account) is rolled back whole, and the next calls work."""
+    if not backend.name.startswith("sqlite"):
+        pytest.skip("SQLite transactions")
+    await storage.accounts.create("juliet", "capulet.lit", [scram("SCRAM-SHA-256", 1)])
+    with pytest.raises(AccountExistsError):
+        await storage.accounts.create("juliet", "capulet.lit", [scram("SCRAM-SHA-256", 2)])
+    await storage.kv.set(JULIET, "after", "ok")
+    assert await storage.kv.get(JULIET, "after") == "ok"
+    account = await storage.accounts.get("juliet", "capulet.lit")
+    assert account is not None and account.credentials == (scram("SCRAM-SHA-256", 1),)

@@ -48,7 +48,7 @@ def test_defaults_need_no_file() -> None:
     assert not config.listeners.http.enabled
     assert (config.listeners.http.port, config.listeners.http.tls_port) == (5280, 5281)
     assert config.listeners.components == ()
-    assert config.storage.url == "sqlite+aiosqlite:///data/jaybird.sqlite3"
+    assert config.storage.url == "sqlite+pysqlite:///data/jaybird.sqlite3"
     assert config.tls.require_c2s and not config.tls.allow_plain_on_loopback
     assert config.auth.scram_iterations == 10000 and config.auth.max_attempts == 3
     assert config.limits.max_stanza_bytes == 262144
@@ -67,7 +67,7 @@ def test_default_certificate_is_self_signed_under_the_data_dir() -> None:
         Path("/srv/xmpp/certs/localhost.crt"), Path("/srv/xmpp/certs/localhost.key"), self_signed=True
     )
     # four slashes: SQLAlchemy's form of an absolute SQLite path
-    assert config.storage.url == "sqlite+aiosqlite:////srv/xmpp/jaybird.sqlite3"
+    assert config.storage.url == "sqlite+pysqlite:////srv/xmpp/jaybird.sqlite3"
 
 
 def test_an_empty_file_is_the_default() -> None:
@@ -217,20 +217,21 @@ def test_per_host_module_list_and_certificates() -> None:
 @pytest.mark.parametrize(
     ("written", "url"),
     [
-        ("sqlite:///state/x.db", "sqlite+aiosqlite:///state/x.db"),
+        ("sqlite:///state/x.db", "sqlite+pysqlite:///state/x.db"),
+        ("sqlite+aiosqlite:///state/x.db", "sqlite+aiosqlite:///state/x.db"),
         ("postgresql://u@h/db", "postgresql+asyncpg://u@h/db"),
         ("memory://", "memory://"),
     ],
 )
-def test_storage_url_gets_the_async_driver(written: str, url: str) -> None:
+def test_storage_url_gets_its_driver(written: str, url: str) -> None:
     config = parse(f'[storage]\nurl = "{written}"')
     assert config.storage.url == url
 
 
 def test_an_explicit_storage_url_does_not_follow_data_dir() -> None:
     config = parse('data_dir = "elsewhere"\n[storage]\nurl = "sqlite:///kept.db"')
-    assert config.storage.url == "sqlite+aiosqlite:///kept.db"
-    assert parse('data_dir = "elsewhere"').storage.url == "sqlite+aiosqlite:///elsewhere/jaybird.sqlite3"
+    assert config.storage.url == "sqlite+pysqlite:///kept.db"
+    assert parse('data_dir = "elsewhere"').storage.url == "sqlite+pysqlite:///elsewhere/jaybird.sqlite3"
 
 
 def test_component_secret_is_not_in_repr() -> None:
@@ -345,7 +346,7 @@ def test_bad_values_are_named(text: str, message: str) -> None:
 @pytest.mark.parametrize(
     ("url", "reason"),
     [
-        ("mysql://u@h/db", 'unsupported scheme "mysql"; expected one of sqlite, sqlite+aiosqlite, postgresql'),
+        ("mysql://u@h/db", 'unsupported scheme "mysql"; expected one of sqlite, sqlite+pysqlite, sqlite+aiosqlite, '),
         ("postgres://u@h/db", "unsupported scheme \"postgres\" (did you mean 'postgresql'?); expected one of"),
         ("data/jaybird.sqlite3", "expected a URL such as 'sqlite:///data/jaybird.sqlite3'"),
     ],
@@ -472,7 +473,7 @@ def test_domain_override_keeps_the_settings_of_a_host_the_file_has() -> None:
 
 def test_data_dir_override_moves_the_derived_paths() -> None:
     config = parse('data_dir = "from-file"', ConfigOverrides(data_dir=Path("from-cli")))
-    assert config.storage.url == "sqlite+aiosqlite:///from-cli/jaybird.sqlite3"
+    assert config.storage.url == "sqlite+pysqlite:///from-cli/jaybird.sqlite3"
     assert config.certificate_for(config.hosts[0]).cert_file == Path("from-cli/certs/localhost.crt")
 
 

@@ -1,7 +1,8 @@
 """``open_storage(url)``: the storage a URL names, its schema migrated to the newest revision.
 
-``memory://`` is the in-memory storage; ``sqlite+aiosqlite:///path`` and ``postgresql+asyncpg://...`` are SQL
-(``sqlite:///`` and ``postgresql://`` are taken to mean those drivers).
+``memory://`` is the in-memory storage; ``sqlite:///path`` (the standard library's driver, on the event loop's
+thread), ``sqlite+aiosqlite:///path`` (a driver thread) and ``postgresql+asyncpg://...`` are SQL
+(``postgresql://`` is taken to mean asyncpg).
 """
 
 from __future__ import annotations
@@ -14,13 +15,14 @@ from sqlalchemy.engine import Connection, make_url
 
 from jaybird.server.storage.api import Storage
 from jaybird.server.storage.memory import MemoryStorage
-from jaybird.server.storage.sql import SQLStorage
+from jaybird.server.storage.sql import INLINE_SQLITE, SQLStorage
 
 __all__ = ["MIGRATIONS", "open_storage", "sql_url"]
 
 MIGRATIONS = Path(__file__).with_name("migrations")
 _DRIVERS = {
-    "sqlite": "sqlite+aiosqlite",
+    "sqlite": INLINE_SQLITE,
+    INLINE_SQLITE: INLINE_SQLITE,
     "sqlite+aiosqlite": "sqlite+aiosqlite",
     "postgresql": "postgresql+asyncpg",
     "postgresql+asyncpg": "postgresql+asyncpg",
@@ -32,8 +34,7 @@ async def open_storage(url: str) -> Storage:
         return MemoryStorage()
     storage = SQLStorage(sql_url(url))
     try:
-        async with storage.engine.begin() as connection:
-            await connection.run_sync(_upgrade)
+        await storage.run_sync(_upgrade)
     except BaseException:
         await storage.close()
         raise
@@ -41,7 +42,7 @@ async def open_storage(url: str) -> Storage:
 
 
 def sql_url(url: str) -> str:
-    """The SQLAlchemy URL with its async driver; ValueError for anything this storage does not run on."""
+    """The SQLAlchemy URL with its driver; ValueError for anything this storage does not run on."""
     parsed = make_url(url)
     driver = _DRIVERS.get(parsed.drivername)
     if driver is None:

@@ -1,4 +1,5 @@
-"""SQL storage on SQLAlchemy Core (async): SQLite through aiosqlite, PostgreSQL through asyncpg.
+"""SQL storage on SQLAlchemy Core: SQLite on the event loop's thread through the standard library's driver
+(or through aiosqlite's thread when the URL asks for it), PostgreSQL through asyncpg.
 
 Per-call cost is kept low: statements are built once where their shape is fixed (SQLAlchemy caches the
 compiled form, asyncpg the prepared statement), and single-statement calls run on an AUTOCOMMIT connection
@@ -7,16 +8,31 @@ compiled form, asyncpg the prepared statement), and single-statement calls run o
 
 from __future__ import annotations
 
+import abc
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Mapping, Sequence
+import logging
+import sqlite3
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Protocol, TypeVar
 
-from sqlalchemy import ColumnElement, Executable, Table, bindparam, delete, event, func, insert, select
+from sqlalchemy import (
+    ColumnElement,
+    Executable,
+    Row,
+    Table,
+    bindparam,
+    create_engine,
+    delete,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import CursorResult
+from sqlalchemy.engine import Connection
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine, create_async_engine
 
@@ -43,12 +59,21 @@ from jaybird.server.storage.archive_ids import (
 )
 from jaybird.server.storage.schema import account_credentials, accounts, archive, keyvalue, map_entries
 
-__all__ = ["SQLITE_BUSY_TIMEOUT_MS", "SQLStorage"]
+__all__ = ["INLINE_SQLITE", "SQLITE_BUSY_TIMEOUT_MS", "SQLITE_CHECKPOINT_DELAY", "SQLStorage"]
 
+log = logging.getLogger(__name__)
+
+#: The SQLAlchemy driver name of the SQLite storage that runs on the event loop's thread.
+INLINE_SQLITE = "sqlite+pysqlite"
 SQLITE_BUSY_TIMEOUT_MS = 5000
+#: Seconds from a write to the WAL checkpoint that follows it (one at a time, on a worker thread).
+SQLITE_CHECKPOINT_DELAY = 2.0
+
+_T = TypeVar("_T")
+_Params = Mapping[str, Any] | Sequence[Mapping[str, Any]] | None
 
 
-def _create_engine(url: str, **options: Any) -> AsyncEngine:
+def _create_async_engine(url: str, **options: Any) -> AsyncEngine:
     engine = create_async_engine(url, **options)
     if engine.dialect.name == "sqlite":
         event.listen(engine.sync_engine, "connect", _sqlite_pragmas)
@@ -78,51 +103,37 @@ def _decode(is_text: Any, raw: Any) -> Value:
     return data.decode() if is_text else data
 
 
-class _Database:
-    """Two engines on one database: one for single autocommit statements, one for transactions.
+class _Executor(Protocol):
+    """Where statements run: the database itself (one autocommit statement each) or an open transaction."""
 
-    Two pools rather than one pool switching isolation levels: a switch, and the rollbacks done when a
-    connection is closed and returned, each cost a round trip (a thread hop for aiosqlite) per call, and an
-    autocommit connection has nothing to roll back.
-    """
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]: ...
 
-    def __init__(self, url: str) -> None:
-        self.engine = _create_engine(url, pool_size=2, max_overflow=8)
-        self._autocommit = _create_engine(
-            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, skip_autocommit_rollback=True
-        )
-        self.dialect = self.engine.dialect.name
-        # SQLite has one writer per file: queueing our own writers here is cheaper than the busy handler's
-        # sleep-and-retry; the busy timeout still covers other processes.
-        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+    async def execute(self, statement: Executable, params: _Params = None) -> int:
+        """Run a statement that returns no rows; the number of rows it changed."""
+        ...
 
-    def _guard(self, write: bool) -> contextlib.AbstractAsyncContextManager[Any]:
-        if write and self._write_lock is not None:
-            return self._write_lock
-        return contextlib.nullcontext()
 
-    def connect(self) -> contextlib.AbstractAsyncContextManager[AsyncConnection]:
-        """A connection for reads, in autocommit mode."""
-        return self._autocommit.connect()
+class _Database(abc.ABC):
+    """One database for the four stores: autocommit statements, transactions, migrations and the dialect's
+    upsert. Transaction bodies must not await anything but their executor's calls."""
 
-    async def run(
-        self,
-        statement: Executable,
-        params: Mapping[str, Any] | Sequence[Mapping[str, Any]] | None = None,
-        *,
-        write: bool = False,
-    ) -> CursorResult[Any]:
-        async with self._guard(write), self._autocommit.connect() as conn:
-            return await conn.execute(statement, params)
+    dialect: str
 
-    @contextlib.asynccontextmanager
-    async def transaction(self) -> AsyncIterator[AsyncConnection]:
-        async with self._guard(True), self.engine.begin() as conn:
-            yield conn
+    @abc.abstractmethod
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]: ...
 
-    async def close(self) -> None:
-        await self._autocommit.dispose()
-        await self.engine.dispose()
+    @abc.abstractmethod
+    async def execute(self, statement: Executable, params: _Params = None) -> int: ...
+
+    @abc.abstractmethod
+    def transaction(self) -> contextlib.AbstractAsyncContextManager[_Executor]: ...
+
+    @abc.abstractmethod
+    async def run_sync(self, function: Callable[[Connection], _T]) -> _T:
+        """``function(connection)`` in a transaction of its own (migrations, schema checks)."""
+
+    @abc.abstractmethod
+    async def close(self) -> None: ...
 
     def upsert(self, table: Table, keys: Sequence[str], updates: Sequence[str]) -> Executable:
         if self.dialect == "postgresql":
@@ -130,6 +141,157 @@ class _Database:
             return pg.on_conflict_do_update(index_elements=keys, set_={c: pg.excluded[c] for c in updates})
         lite = sqlite_insert(table)
         return lite.on_conflict_do_update(index_elements=keys, set_={c: lite.excluded[c] for c in updates})
+
+
+class _AsyncTransaction:
+    def __init__(self, conn: AsyncConnection) -> None:
+        self._conn = conn
+
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]:
+        return (await self._conn.execute(statement, params)).all()
+
+    async def execute(self, statement: Executable, params: _Params = None) -> int:
+        return (await self._conn.execute(statement, params)).rowcount
+
+
+class _AsyncDatabase(_Database):
+    """An asyncio driver (asyncpg, or aiosqlite when asked for): two engines on one database, one for single
+    autocommit statements, one for transactions.
+
+    Two pools rather than one pool switching isolation levels: a switch, and the rollbacks done when a
+    connection is closed and returned, each cost a round trip (a thread hop for aiosqlite) per call, and an
+    autocommit connection has nothing to roll back.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = _create_async_engine(url, pool_size=2, max_overflow=8)
+        self._autocommit = _create_async_engine(
+            url, isolation_level="AUTOCOMMIT", pool_reset_on_return=None, skip_autocommit_rollback=True
+        )
+        self.dialect = self.engine.dialect.name
+        # SQLite has one writer per file: queueing our own writers here is cheaper than the busy handler's
+        # sleep-and-retry; the busy timeout still covers other processes.
+        self._write_lock = asyncio.Lock() if self.dialect == "sqlite" else None
+
+    def _guard(self) -> contextlib.AbstractAsyncContextManager[Any]:
+        return self._write_lock if self._write_lock is not None else contextlib.nullcontext()
+
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]:
+        async with self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).all()
+
+    async def execute(self, statement: Executable, params: _Params = None) -> int:
+        async with self._guard(), self._autocommit.connect() as conn:
+            return (await conn.execute(statement, params)).rowcount
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Executor]:
+        async with self._guard(), self.engine.begin() as conn:
+            yield _AsyncTransaction(conn)
+
+    async def run_sync(self, function: Callable[[Connection], _T]) -> _T:
+        async with self.engine.begin() as conn:
+            return await conn.run_sync(function)
+
+    async def close(self) -> None:
+        await self._autocommit.dispose()
+        await self.engine.dispose()
+
+
+class _InlineTransaction:
+    def __init__(self, conn: Connection) -> None:
+        self._conn = conn
+
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]:
+        return self._conn.execute(statement, params).all()
+
+    async def execute(self, statement: Executable, params: _Params = None) -> int:
+        return self._conn.execute(statement, params).rowcount
+
+
+class _InlineSQLite(_Database):
+    """SQLite through the standard library's driver, on the event loop's own thread.
+
+    A statement on an indexed key takes tens of microseconds in SQLite itself; handing it to a driver thread
+    and back (aiosqlite) cost ten times that in CPU on the loop (bench/README.md, storage). In WAL mode a
+    reader never waits, and this process writes through one connection, so a statement only waits when
+    another process holds the write lock (``jaybird user add`` beside a running server): for at most the
+    busy timeout. The one step that can take long, the WAL checkpoint with its fsync, runs on a worker
+    thread with a connection of its own, a while after writes, never on the loop.
+    """
+
+    def __init__(self, url: str) -> None:
+        self.engine = create_engine(url)
+        event.listen(self.engine, "connect", _sqlite_pragmas)
+        self.dialect = "sqlite"
+        self._path = str(self.engine.url.database)
+        self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
+        self._conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+        raw = self._conn.connection.driver_connection
+        assert isinstance(raw, sqlite3.Connection)
+        self._raw = raw
+        # Our own writers queue here: only a transaction body that awaits could make one wait.
+        self._write_lock = asyncio.Lock()
+        self._checkpoint_timer: asyncio.TimerHandle | None = None
+        self._checkpoint: asyncio.Task[None] | None = None
+
+    async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Row[Any]]:
+        return self._conn.execute(statement, params).all()
+
+    async def execute(self, statement: Executable, params: _Params = None) -> int:
+        async with self._write_lock:
+            count = self._conn.execute(statement, params).rowcount
+        self._written()
+        return count
+
+    @contextlib.asynccontextmanager
+    async def transaction(self) -> AsyncIterator[_Executor]:
+        async with self._write_lock:
+            # IMMEDIATE takes the write lock now: a transaction that reads first could not upgrade later.
+            self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+            try:
+                yield _InlineTransaction(self._conn)
+                self._conn.exec_driver_sql("COMMIT")
+            except BaseException:
+                if self._raw.in_transaction:
+                    self._conn.exec_driver_sql("ROLLBACK")
+                raise
+        self._written()
+
+    async def run_sync(self, function: Callable[[Connection], _T]) -> _T:
+        with self.engine.begin() as conn:
+            return function(conn)
+
+    def _written(self) -> None:
+        if self._checkpoint_timer is None and self._checkpoint is None:
+            loop = asyncio.get_running_loop()
+            self._checkpoint_timer = loop.call_later(SQLITE_CHECKPOINT_DELAY, self._start_checkpoint)
+
+    def _start_checkpoint(self) -> None:
+        self._checkpoint_timer = None
+        self._checkpoint = asyncio.ensure_future(asyncio.to_thread(_checkpoint, self._path))
+        self._checkpoint.add_done_callback(self._checkpoint_done)
+
+    def _checkpoint_done(self, task: asyncio.Task[None]) -> None:
+        self._checkpoint = None
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("SQLite checkpoint of %s failed: %s", self._path, task.exception())
+
+    async def close(self) -> None:
+        if self._checkpoint_timer is not None:
+            self._checkpoint_timer.cancel()
+            self._checkpoint_timer = None
+        if self._checkpoint is not None:
+            await asyncio.wait([self._checkpoint])
+        # The last connection to close checkpoints the whole WAL into the database file.
+        self._conn.close()
+        self.engine.dispose()
+
+
+def _checkpoint(path: str) -> None:
+    """Copy the WAL's pages into the database file without waiting for readers or writers (PASSIVE)."""
+    with contextlib.closing(sqlite3.connect(path, timeout=SQLITE_BUSY_TIMEOUT_MS / 1000)) as conn:
+        conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchall()
 
 
 class SQLKeyValueStore:
@@ -141,17 +303,16 @@ class SQLKeyValueStore:
         self._delete = delete(keyvalue).where(*where)
 
     async def get(self, owner: str, store: str) -> Value | None:
-        row = (await self._db.run(self._get, {"owner": owner, "store": store})).first()
-        return None if row is None else _decode(row.is_text, row.value)
+        rows = await self._db.fetch(self._get, {"owner": owner, "store": store})
+        return _decode(rows[0].is_text, rows[0].value) if rows else None
 
     async def set(self, owner: str, store: str, value: Value) -> None:
         is_text, data = _encode(value)
         params = {"owner": owner, "store": store, "is_text": is_text, "value": data}
-        await self._db.run(self._set, params, write=True)
+        await self._db.execute(self._set, params)
 
     async def delete(self, owner: str, store: str) -> bool:
-        result = await self._db.run(self._delete, {"owner": owner, "store": store}, write=True)
-        return result.rowcount > 0
+        return await self._db.execute(self._delete, {"owner": owner, "store": store}) > 0
 
 
 class SQLMapStore:
@@ -166,24 +327,25 @@ class SQLMapStore:
         self._clear = delete(map_entries).where(*of_store)
 
     async def get(self, owner: str, store: str, key: str) -> Value | None:
-        row = (await self._db.run(self._get, {"owner": owner, "store": store, "key": key})).first()
-        return None if row is None else _decode(row.is_text, row.value)
+        rows = await self._db.fetch(self._get, {"owner": owner, "store": store, "key": key})
+        return _decode(rows[0].is_text, rows[0].value) if rows else None
 
     async def set(self, owner: str, store: str, key: str, value: Value) -> None:
         is_text, data = _encode(value)
         params = {"owner": owner, "store": store, "key": key, "is_text": is_text, "value": data}
-        await self._db.run(self._set, params, write=True)
+        await self._db.execute(self._set, params)
 
     async def delete(self, owner: str, store: str, key: str) -> bool:
         params = {"owner": owner, "store": store, "key": key}
-        return (await self._db.run(self._delete, params, write=True)).rowcount > 0
+        return await self._db.execute(self._delete, params) > 0
 
     async def items(self, owner: str, store: str) -> dict[str, Value]:
-        result = await self._db.run(self._items, {"owner": owner, "store": store})
-        return {str(row.key): _decode(row.is_text, row.value) for row in result}
+        rows = await self._db.fetch(self._items, {"owner": owner, "store": store})
+        # Unpacked, not read by name: a Row's attribute access costs more than the rest of the loop.
+        return {key: (bytes(value).decode() if is_text else bytes(value)) for key, is_text, value in rows}
 
     async def clear(self, owner: str, store: str) -> int:
-        return (await self._db.run(self._clear, {"owner": owner, "store": store}, write=True)).rowcount
+        return await self._db.execute(self._clear, {"owner": owner, "store": store})
 
 
 class SQLArchiveStore:
@@ -204,7 +366,7 @@ class SQLArchiveStore:
             "is_text": is_text,
             "value": data,
         }
-        await self._db.run(self._append, params, write=True)
+        await self._db.execute(self._append, params)
         return ArchiveRef(item_id, when)
 
     async def query(self, owner: str, store: str, query: ArchiveQuery | None = None) -> ArchivePage:
@@ -223,13 +385,12 @@ class SQLArchiveStore:
         )
         if query.limit is not None:
             statement = statement.limit(query.limit + 1)  # one more tells whether the page is the last
-        async with self._db.connect() as conn:
-            if paging_ids:
-                known = await conn.execute(select(c.id).where(c.owner == owner, c.store == store, c.id.in_(paging_ids)))
-                missing = set(paging_ids) - {str(row.id) for row in known}
-                if missing:
-                    raise ArchiveItemNotFoundError(min(missing))
-            rows = list(await conn.execute(statement))
+        if paging_ids:
+            known = await self._db.fetch(select(c.id).where(c.owner == owner, c.store == store, c.id.in_(paging_ids)))
+            missing = set(paging_ids) - {str(row.id) for row in known}
+            if missing:
+                raise ArchiveItemNotFoundError(min(missing))
+        rows = list(await self._db.fetch(statement))
         complete = query.limit is None or len(rows) <= query.limit
         if not complete:
             rows = rows[: query.limit]
@@ -242,18 +403,18 @@ class SQLArchiveStore:
 
     async def count(self, owner: str, store: str, query: ArchiveQuery | None = None) -> int:
         statement = select(func.count()).select_from(archive).where(*_filter(owner, store, query or ArchiveQuery()))
-        return int((await self._db.run(statement)).scalar_one())
+        return int((await self._db.fetch(statement))[0][0])
 
     async def delete(self, owner: str, store: str, ids: Sequence[str]) -> int:
         if not ids:
             return 0
         c = archive.c
         statement = delete(archive).where(c.owner == owner, c.store == store, c.id.in_(list(ids)))
-        return (await self._db.run(statement, write=True)).rowcount
+        return await self._db.execute(statement)
 
     async def delete_all(self, owner: str, store: str) -> int:
         statement = delete(archive).where(archive.c.owner == owner, archive.c.store == store)
-        return (await self._db.run(statement, write=True)).rowcount
+        return await self._db.execute(statement)
 
 
 def _filter(owner: str, store: str, query: ArchiveQuery) -> list[ColumnElement[bool]]:
@@ -307,7 +468,7 @@ class SQLAccountStore:
         return Account(username, domain, created, creds)
 
     async def get(self, username: str, domain: str) -> Account | None:
-        rows = list(await self._db.run(self._get, {"domain": domain, "username": username}))
+        rows = await self._db.fetch(self._get, {"domain": domain, "username": username})
         if not rows:
             return None
         creds = tuple(
@@ -325,7 +486,7 @@ class SQLAccountStore:
         # Write first, read after: a SQLite transaction that reads before it writes may fail to take the lock.
         async with self._db.transaction() as conn:
             await conn.execute(self._delete_credentials, key)
-            if (await conn.execute(self._exists, key)).first() is None:
+            if not await conn.fetch(self._exists, key):
                 raise AccountNotFoundError(username, domain)
             await self._insert(conn, username, domain, creds)
 
@@ -333,14 +494,12 @@ class SQLAccountStore:
         key = {"domain": domain, "username": username}
         async with self._db.transaction() as conn:
             await conn.execute(self._delete_credentials, key)
-            return (await conn.execute(self._delete_account, key)).rowcount > 0
+            return await conn.execute(self._delete_account, key) > 0
 
     async def usernames(self, domain: str) -> list[str]:
-        return [str(row.username) for row in await self._db.run(self._usernames, {"domain": domain})]
+        return [str(row.username) for row in await self._db.fetch(self._usernames, {"domain": domain})]
 
-    async def _insert(
-        self, conn: AsyncConnection, username: str, domain: str, creds: Sequence[StoredCredentials]
-    ) -> None:
+    async def _insert(self, conn: _Executor, username: str, domain: str, creds: Sequence[StoredCredentials]) -> None:
         if not creds:
             return
         rows = [
@@ -362,12 +521,17 @@ class SQLStorage:
     """The four stores on one database; ``close()`` closes its connections. ``open_storage`` migrates first."""
 
     def __init__(self, url: str) -> None:
-        self._db = db = _Database(url)
-        self.engine = db.engine
+        db: _Database = _InlineSQLite(url) if url.startswith(INLINE_SQLITE + ":") else _AsyncDatabase(url)
+        self._db = db
+        self.dialect = db.dialect
         self.kv = SQLKeyValueStore(db)
         self.map = SQLMapStore(db)
         self.archive = SQLArchiveStore(db)
         self.accounts = SQLAccountStore(db)
+
+    async def run_sync(self, function: Callable[[Connection], _T]) -> _T:
+        """``function(connection)`` in a transaction of its own: migrations, schema checks, tests."""
+        return await self._db.run_sync(function)
 
     async def close(self) -> None:
         await self._db.close()
