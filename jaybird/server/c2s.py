@@ -57,6 +57,9 @@ _READ_SIZE: Final = 64 * 1024
 CLOSE_WAIT_S: Final = 2.0
 #: Bytes queued for a client that does not read before it is cut off (a slow reader must not eat memory).
 MAX_BACKLOG: Final = 8 * 1024 * 1024
+#: A client quiet this long gets its XML parser freed (rebuilt by its next bytes): an expat parser keeps every
+#: buffer it grew, ~20 KB after a login and up to a read's size after a burst, and most clients are idle.
+PARSER_RELEASE_AFTER_S: Final = 10.0
 
 
 def is_loopback(ip: str) -> bool:
@@ -319,9 +322,10 @@ class C2SConnection:
         return max(0.0, min(idle, self._deadline - time.monotonic()))
 
     def _watch(self) -> None:
-        """The idle and negotiation deadlines. One timer per connection, re-armed only when it fires: a read
-        just stamps ``last_received``, so the busy path pays no timer per read (a timeout around every read
-        was a measurable share of the CPU under load)."""
+        """The idle and negotiation deadlines, and the parser's release once the client has been quiet for
+        ``PARSER_RELEASE_AFTER_S``. One timer per connection, re-armed only when it fires: a read just stamps
+        ``last_received``, so the busy path pays no timer per read (a timeout around every read was a
+        measurable share of the CPU under load)."""
         self._watchdog = None
         if self._end_queued or self._writer_done:
             return
@@ -329,6 +333,12 @@ class C2SConnection:
         due = self.last_received + self._ctx.config.limits.idle_timeout_s
         if not self._ready:
             due = min(due, self._deadline)
+        elif self._stream.holding_parser:
+            release_at = self.last_received + PARSER_RELEASE_AFTER_S
+            if now < release_at:
+                due = min(due, release_at)
+            elif self._stream.release_parser():
+                log.debug("%s: idle for %.0f s, parser released", self, now - self.last_received)
         if now >= due:
             what = "idle" if self._ready else "negotiation not finished in time"
             log.info("%s: %s; closing", self, what)
@@ -535,6 +545,9 @@ class C2SConnection:
 
     async def _on_ready(self) -> None:
         self._ready = True
+        if self._watchdog is not None:  # armed for the negotiation deadline: from now on, idleness counts
+            self._watchdog.cancel()
+            self._watch()
         log.info("%s: session bound from %s", self, self.peer)
         await self.host.hooks.fire(SessionStarted(self))
 

@@ -47,6 +47,7 @@ class VirtualHost:
         self._identities: list[Identity] = []
         self._items: list[ServiceItem] = []
         self._stream_features: list[StreamFeature] = []
+        self._client_features: tuple[StreamFeature, ...] | None = None  # built once, dropped on any change
         self._modules: dict[type[ServerModule], ServerModule] = {}
 
     # -- what the Host protocol exposes ---------------------------------------------------------------------------
@@ -137,10 +138,23 @@ class VirtualHost:
         if any(known.name == feature.name for known in self._stream_features):
             raise ValueError(f"the stream feature {feature.name} is registered already on {self.domain}")
         self._stream_features.append(feature)
-        return Registration(f"stream feature {feature.name}", lambda: self._stream_features.remove(feature))
+        self._client_features = None
+
+        def remove() -> None:
+            self._stream_features.remove(feature)
+            self._client_features = None
+
+        return Registration(f"stream feature {feature.name}", remove)
 
     def stream_features(self) -> Sequence[StreamFeature]:
         return tuple(self._stream_features)
+
+    def client_features(self) -> tuple[StreamFeature, ...]:
+        """This host's module features as a client stream sees them: advertised only on a stream addressed
+        here. The same objects for every connection until a module adds or removes one."""
+        if self._client_features is None:
+            self._client_features = tuple(_for_domain(f, self.domain) for f in self._stream_features)
+        return self._client_features
 
     def features(self) -> frozenset[str]:
         return frozenset(self._features)
@@ -172,8 +186,7 @@ def client_stream_features(hosts: Iterable[VirtualHost]) -> tuple[StreamFeature,
     on a stream addressed to its host (the machine learns the host from the stream header's ``to``)."""
     features = list(default_features(StreamKind.C2S))
     for host in hosts:
-        for feature in host.stream_features():
-            features.append(_for_domain(feature, host.domain))
+        features += host.client_features()
     return tuple(features)
 
 

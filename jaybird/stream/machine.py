@@ -117,6 +117,41 @@ class Phase(enum.Enum):
 class XMPPStream:
     """One XML stream, from either end. The role follows from the configuration's type."""
 
+    # Slots: a server holds one stream per connection, and a dict of ~30 attributes costs more than a KB each.
+    __slots__ = (
+        "_active",
+        "_advertised",
+        "_awaiting",
+        "_close_data",
+        "_content_ns",
+        "_ctx",
+        "_default_ns",
+        "_fast",
+        "_features",
+        "_framing",
+        "_header_sent",
+        "_headers_sent",
+        "_held",
+        "_kind",
+        "_lang",
+        "_late",
+        "_negotiated",
+        "_negotiations",
+        "_offers",
+        "_out",
+        "_parser",
+        "_peer_closed",
+        "_peer_from",
+        "_phase",
+        "_prefixes",
+        "_restarted",
+        "_role",
+        "_stanza_check",
+        "_unframer",
+        "_version",
+        "_we_closed",
+    )
+
     def __init__(
         self,
         config: InitiatingConfig | ReceivingConfig,
@@ -228,6 +263,16 @@ class XMPPStream:
     def closed(self) -> bool:
         """Nothing more will be sent or received: close the connection after flushing ``data_to_send()``."""
         return self._phase is Phase.CLOSED
+
+    @property
+    def holding_parser(self) -> bool:
+        """Whether the XML parser is allocated; see :meth:`release_parser`."""
+        return self._parser.holding_parser
+
+    def release_parser(self) -> bool:
+        """Free the XML parser's memory while the peer is idle (between stanzas only); the next bytes received
+        build it again. True when released. For a long-idle connection: an expat parser holds ~20 KB."""
+        return self._parser.release()
 
     # -- bytes in, events out -----------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Event]:

@@ -126,7 +126,9 @@ class XMLStreamParser:
         "_max_children",
         "_max_depth",
         "_max_stanza_bytes",
+        "_opening",
         "_parser",
+        "_recycle",
         "_root",
         "_stack",
         "_stanza",
@@ -161,7 +163,9 @@ class XMLStreamParser:
         self._stanza: Element | None = None
         self._stanza_start = 0
         self._fed = 0
-        self._parser = self._new_document()
+        self._opening = b""  # the root start tag to replay into a rebuilt parser; empty until the root opened
+        self._recycle = False
+        self._parser: pyexpat.XMLParserType | None = self._new_document()
 
     # -- public API -----------------------------------------------------------------------------------------
     def feed(self, data: bytes) -> list[ParserEvent]:
@@ -173,6 +177,8 @@ class XMLStreamParser:
         if self._error is not None:
             raise RemoteProtocolError(self._error)
         parser = self._parser
+        if parser is None:
+            parser = self._parser = self._new_document(self._opening)
         step = self._max_stanza_bytes
         try:
             if len(data) <= step:
@@ -198,6 +204,8 @@ class XMLStreamParser:
             self._events.clear()
             self._error = exc.error
             raise
+        if self._recycle:
+            self.release()
         if not self._events:
             return []
         events = self._events.copy()
@@ -208,7 +216,39 @@ class XMLStreamParser:
         """Forget the current document: a new one (a new stream header) follows (RFC 6120 §4.3.3)."""
         self._events.clear()
         self._stack.clear()
+        self._opening = b""
         self._parser = self._new_document()
+
+    def release(self) -> bool:
+        """Free the expat parser between two stanzas; the next :meth:`feed` builds a new one and replays the
+        root's start tag into it first (nothing is reported for the replay). True when released (or already).
+
+        An expat parser keeps every buffer and name table it ever grew (about 20 KB after a login) until it is
+        freed: a connection idle for a while gives all that back, and the name tables cannot grow past
+        ``_NAME_CACHE_SIZE`` names (a peer inventing names gets a fresh parser instead). Only possible where
+        nothing is held: not inside a stanza, no partial tag buffered, the root opened, no error.
+        """
+        parser = self._parser
+        if parser is None:
+            return True
+        if self._error is not None or self._stack or parser.CurrentByteIndex != self._fed:
+            return False
+        if not self._opening and self._root is not None:
+            return False
+        if parser.buffer_used:  # whitespace between stanzas, not yet handed over: check it now
+            try:
+                parser.buffer_text = False
+            except RemoteProtocolError as exc:
+                self._error = exc.error
+                return False
+        self._parser = None
+        self._recycle = False
+        return True
+
+    @property
+    def holding_parser(self) -> bool:
+        """Whether an expat parser is allocated (False after :meth:`release`, until the next feed)."""
+        return self._parser is not None
 
     # -- internals ------------------------------------------------------------------------------------------
     def _text_before(self, parser: pyexpat.XMLParserType) -> StreamError | None:
@@ -231,8 +271,9 @@ class XMLStreamParser:
         if self._fed - start > self._max_stanza_bytes:
             raise _fail(_Condition.POLICY_VIOLATION, f"stanza larger than {self._max_stanza_bytes} bytes")
 
-    def _new_document(self) -> pyexpat.XMLParserType:
-        """A fresh expat parser; its handlers are closures for speed (no attribute lookups per event)."""
+    def _new_document(self, replay: bytes = b"") -> pyexpat.XMLParserType:
+        """A fresh expat parser; its handlers are closures for speed (no attribute lookups per event).
+        ``replay`` is a root start tag already reported once: parsed here again, silently."""
         parser = pyexpat.ParserCreate("UTF-8", _SEP)
         # The text buffer is allocated per parser, so per connection: expat's default of 8 KB was a quarter of
         # an idle client's memory. A longer text run arrives in pieces, which the text handler joins anyway.
@@ -272,8 +313,9 @@ class XMLStreamParser:
             form there makes it deliver element and attribute names ready to use, with no work per element.
             """
             nonlocal known
-            if len(interned) > _NAME_CACHE_SIZE:  # a peer inventing names must not grow the table forever
-                interned.clear()
+            if len(interned) > _NAME_CACHE_SIZE:  # a peer inventing names must not grow the tables forever:
+                interned.clear()  # ours now, expat's own (which only a new parser drops) after this feed
+                self._recycle = True
             fresh = list(islice(reversed(interned), len(interned) - known)) if known <= len(interned) else None
             for key in interned if fresh is None else fresh:
                 if type(key) is str:  # namespace declarations on the root put None (no prefix) there too
@@ -352,8 +394,9 @@ class XMLStreamParser:
                 content_ns[0] = default_ns
             parser.StartNamespaceDeclHandler = None
             parser.StartElementHandler = start
-            if root is not None:
+            if root is not None and not replay:
                 events.append(StreamOpened(qualified, _clark_attrs(attrs), default_ns, prefixes))
+                self._opening = _start_tag(qualified, default_ns, prefixes)
 
         parser.StartNamespaceDeclHandler = namespace_declared
         parser.StartElementHandler = root_start
@@ -361,9 +404,10 @@ class XMLStreamParser:
         parser.CharacterDataHandler = text
         self._stanza_start = 0
         self._fed = 0
-        if root is None:
-            parser.Parse(_FRAGMENT_ROOT, False)
-            self._fed = len(_FRAGMENT_ROOT)
+        opening = _FRAGMENT_ROOT if root is None else replay
+        if opening:
+            parser.Parse(opening, False)
+            self._fed = len(opening)
         return parser
 
     @staticmethod
@@ -371,28 +415,57 @@ class XMLStreamParser:
         """RFC 6120 §11.1: refuse DTDs, declarations, comments and PIs the moment expat sees them.
 
         The DOCTYPE handler fires at ``<!DOCTYPE`` before the internal subset is read, so no entity is ever
-        declared, let alone expanded (no "billion laughs").
+        declared, let alone expanded (no "billion laughs"). The handlers are shared by every parser.
         """
+        parser.StartDoctypeDeclHandler = _REFUSE_DOCTYPE
+        parser.EntityDeclHandler = _REFUSE_ENTITY
+        parser.UnparsedEntityDeclHandler = _REFUSE_ENTITY
+        parser.NotationDeclHandler = _REFUSE_NOTATION
+        parser.ElementDeclHandler = _REFUSE_ELEMENT_DECL
+        parser.AttlistDeclHandler = _REFUSE_ATTLIST
+        parser.ExternalEntityRefHandler = _REFUSE_EXTERNAL  # type: ignore[assignment]
+        parser.SkippedEntityHandler = _REFUSE_ENTITY_REF
+        parser.CommentHandler = _REFUSE_COMMENT
+        parser.ProcessingInstructionHandler = _REFUSE_PI
+        parser.XmlDeclHandler = _xml_declaration
 
-        def refuse(what: str) -> Callable[..., None]:
-            def handler(*_: object) -> None:
-                raise _fail(_Condition.RESTRICTED_XML, f"{what} not allowed in an XML stream")
 
-            return handler
+def _refuse(what: str) -> Callable[..., None]:
+    def handler(*_: object) -> None:
+        raise _fail(_Condition.RESTRICTED_XML, f"{what} not allowed in an XML stream")
 
-        parser.StartDoctypeDeclHandler = refuse("document type declaration")
-        parser.EntityDeclHandler = refuse("entity declaration")
-        parser.UnparsedEntityDeclHandler = refuse("entity declaration")
-        parser.NotationDeclHandler = refuse("notation declaration")
-        parser.ElementDeclHandler = refuse("element declaration")
-        parser.AttlistDeclHandler = refuse("attribute-list declaration")
-        parser.ExternalEntityRefHandler = refuse("external entity reference")  # type: ignore[assignment]
-        parser.SkippedEntityHandler = refuse("entity reference")
-        parser.CommentHandler = refuse("comment")
-        parser.ProcessingInstructionHandler = refuse("processing instruction")
+    return handler
 
-        def xml_declaration(version: str, encoding: str | None, standalone: int) -> None:
-            if encoding is not None and encoding.lower() not in _UTF8:
-                raise _fail(_Condition.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8 (RFC 6120 §11.6)")
 
-        parser.XmlDeclHandler = xml_declaration
+_REFUSE_DOCTYPE = _refuse("document type declaration")
+_REFUSE_ENTITY = _refuse("entity declaration")
+_REFUSE_NOTATION = _refuse("notation declaration")
+_REFUSE_ELEMENT_DECL = _refuse("element declaration")
+_REFUSE_ATTLIST = _refuse("attribute-list declaration")
+_REFUSE_EXTERNAL = _refuse("external entity reference")
+_REFUSE_ENTITY_REF = _refuse("entity reference")
+_REFUSE_COMMENT = _refuse("comment")
+_REFUSE_PI = _refuse("processing instruction")
+
+
+def _xml_declaration(version: str, encoding: str | None, standalone: int) -> None:
+    if encoding is not None and encoding.lower() not in _UTF8:
+        raise _fail(_Condition.UNSUPPORTED_ENCODING, f"encoding {encoding!r}: only UTF-8 (RFC 6120 §11.6)")
+
+
+def _start_tag(name: str, default_ns: str | None, prefixes: Mapping[str, str]) -> bytes:
+    """A start tag for the root ``name`` (Clark notation) declaring the same namespaces: what a rebuilt parser
+    must read first to resolve the prefixes of the stanzas that follow."""
+    namespace, local = ns.split(name)
+    prefix = next((p for p, uri in prefixes.items() if uri == namespace), None)
+    tag = local if prefix is None else f"{prefix}:{local}"
+    declarations = "" if default_ns is None else f' xmlns="{_attr(default_ns)}"'
+    declarations += "".join(f' xmlns:{p}="{_attr(uri)}"' for p, uri in prefixes.items())
+    if prefix is None and namespace and default_ns != namespace:  # not declared in a way kept above
+        tag = f"_root:{local}"
+        declarations += f' xmlns:_root="{_attr(namespace)}"'
+    return f"<{tag}{declarations}>".encode()
+
+
+def _attr(value: str) -> str:
+    return value.replace("&", "&amp;").replace("<", "&lt;").replace('"', "&quot;")

@@ -8,6 +8,7 @@ import pytest
 
 from jaybird.client import ConnectionLost
 from jaybird.errors import AuthenticationError, SASLCondition
+from jaybird.server import c2s
 from jaybird.stanza import Message, MessageType
 from tests.server.conftest import ServerFactory
 from tests.server.helpers import barrier, next_stanza, watch
@@ -229,3 +230,28 @@ async def test_graceful_shutdown_sends_system_shutdown(start_server: ServerFacto
         with pytest.raises(ConnectionLost, match="system-shutdown"):
             await pending
     assert not running.server.hosts["localhost"].sessions.all()
+
+
+async def test_an_idle_clients_parser_is_released_and_rebuilt(
+    start_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A client quiet for PARSER_RELEASE_AFTER_S has its XML parser freed; its next stanza is read by a new one
+    that knows the stream's namespaces (its content namespace maps to jabber:client as before)."""
+    monkeypatch.setattr(c2s, "PARSER_RELEASE_AFTER_S", 0.2)
+    running = await start_server()
+    juliet = await running.add_user("juliet", PASSWORD)
+    romeo = await running.add_user("romeo", PASSWORD)
+    async with running.client(juliet, PASSWORD) as alice, running.client(romeo, PASSWORD) as bob:
+        sessions = running.server.hosts["localhost"].sessions
+        (session,) = sessions.of(juliet)
+        assert isinstance(session, c2s.C2SConnection)
+        for _ in range(50):  # bounded: 5 s
+            if not session._stream.holding_parser:
+                break
+            await asyncio.sleep(0.1)
+        assert not session._stream.holding_parser
+        inbox = bob.stanzas()
+        await alice.send(Message.build(bob.jid, "still here", type=MessageType.CHAT))
+        received = await next_stanza(inbox, timeout=5.0)
+        assert isinstance(received, Message) and received.body == "still here" and received.from_ == alice.jid
+        assert session._stream.holding_parser

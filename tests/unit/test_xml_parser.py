@@ -488,6 +488,7 @@ def test_many_distinct_names_stay_correct() -> None:
     # The parser bounds its table of known names; names met after it was emptied must still come out right.
     parser = XMLStreamParser()
     parser.feed(f"<stream:stream xmlns='jabber:server' {STREAM_NS}>".encode())
+    engines = [parser._parser]  # kept alive, so that no two can share an identity
     for batch in range(10):
         data = b"".join(
             b"<m%d xmlns:p='urn:p%d' p:a%d='v'/>" % (i, i, i) for i in range(batch * 1000, batch * 1000 + 1000)
@@ -497,3 +498,87 @@ def test_many_distinct_names_stay_correct() -> None:
         assert [e.attrs for e in received] == [
             {f"{{urn:p{i}}}a{i}": "v"} for i in range(batch * 1000, batch * 1000 + 1000)
         ]
+        parser.feed(b" ")  # a new expat parser, if one was due, is built by the next feed
+        if parser._parser is not engines[-1]:
+            engines.append(parser._parser)
+    # ... and expat's own tables, which only a new parser drops, went with the parser: 10,000 names, 4,096 each.
+    assert len(engines) >= 3
+
+
+# -- releasing expat between stanzas ------------------------------------------------------------------------
+
+
+@settings(max_examples=60, deadline=2000)
+@given(cuts=st.lists(st.integers(min_value=0, max_value=sum(map(len, CLIENT_TRANSCRIPT))), max_size=40))
+def test_releasing_after_any_chunk_gives_identical_events(cuts: list[int]) -> None:
+    """release() between any two feeds (refused where something is held) changes no event: the rebuilt parser
+    reads the replayed root first, so the root's prefixes and content namespace still apply."""
+    whole = run_transcript(None)
+    parser = XMLStreamParser()
+    result = []
+    released = 0
+    for segment in CLIENT_TRANSCRIPT:
+        points = sorted({0, len(segment), *(c % (len(segment) + 1) for c in cuts)})
+        events: list[ParserEvent] = []
+        for a, b in itertools.pairwise(points):
+            events += parser.feed(segment[a:b])
+            released += parser.release()
+        result.append(events)
+        parser.reset()
+    assert result == whole
+    assert released > 0
+
+
+def test_release_keeps_the_stream_prefix_and_content_namespace() -> None:
+    parser = XMLStreamParser()
+    parser.feed(f"<stream:stream xmlns='jabber:server' {STREAM_NS} xml:lang='en'>".encode())
+    assert parser.release() and not parser.holding_parser
+    events = parser.feed(b"<stream:features><bind xmlns='urn:ietf:params:xml:ns:xmpp-bind'/></stream:features>")
+    assert parser.holding_parser
+    assert stanzas(events) == [Element(ns.clark(ns.STREAM, "features"), children=[Element(ns.clark(ns.BIND, "bind"))])]
+    assert parser.release()
+    # RFC 6120 §4.8.3: the content namespace of the stream is reported as jabber:client.
+    assert stanzas(parser.feed(b"<message><body>hi</body></message>"))[0].name == client("message")
+    assert parser.release()
+    assert parser.feed(b"</stream:stream>") == [StreamClosed()]
+
+
+def test_release_is_refused_while_anything_is_held() -> None:
+    parser = XMLStreamParser()
+    assert not parser.release()  # the root has not opened: nothing to replay yet
+    parser.feed(HEADER + b"<message><body>half")
+    assert not parser.release()  # inside a stanza
+    parser.feed(b"</body></message><pres")
+    assert not parser.release()  # a partial tag buffered
+    assert stanzas(parser.feed(b"ence/>")) == [Element(client("presence"))]
+    assert parser.release()
+    assert parser.release()  # already released
+
+
+def test_release_checks_buffered_text_between_stanzas() -> None:
+    parser = XMLStreamParser()
+    parser.feed(HEADER + b"<presence/>  \n")
+    assert parser.release()
+    assert stanzas(parser.feed(b"<presence/>")) == [Element(client("presence"))]
+    assert parser.release()
+    # RFC 6120 §4.9.3.1: text between stanzas is bad-format, in a rebuilt parser too; a failed one stays failed.
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.feed(b"stray text<presence/>")
+    assert info.value.error.condition is C.BAD_FORMAT
+    assert not parser.release()
+
+
+def test_release_of_websocket_frames() -> None:
+    parser = XMLStreamParser(root=None)
+    for frame in FRAMES:
+        assert parser.release()
+        assert len(stanzas(parser.feed(frame))) <= 1
+
+
+def test_byte_limit_still_holds_after_a_release() -> None:
+    parser = XMLStreamParser(max_stanza_bytes=100)
+    parser.feed(HEADER)
+    assert parser.release()
+    with pytest.raises(RemoteProtocolError) as info:
+        parser.feed(b"<message>" + b"x" * 200 + b"</message>")
+    assert info.value.error.condition is C.POLICY_VIOLATION

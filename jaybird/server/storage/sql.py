@@ -15,7 +15,7 @@ import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from datetime import UTC, datetime
-from typing import Any, Protocol, TypeVar
+from typing import Any, Protocol, TypeVar, cast
 
 from sqlalchemy import (
     ColumnElement,
@@ -342,7 +342,8 @@ class SQLMapStore:
     async def items(self, owner: str, store: str) -> dict[str, Value]:
         rows = await self._db.fetch(self._items, {"owner": owner, "store": store})
         # Unpacked, not read by name: a Row's attribute access costs more than the rest of the loop.
-        return {key: (bytes(value).decode() if is_text else bytes(value)) for key, is_text, value in rows}
+        triples = cast("Sequence[tuple[str, bool, bytes]]", rows)
+        return {key: (bytes(value).decode() if is_text else bytes(value)) for key, is_text, value in triples}
 
     async def clear(self, owner: str, store: str) -> int:
         return await self._db.execute(self._clear, {"owner": owner, "store": store})
