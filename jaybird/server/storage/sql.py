@@ -11,9 +11,11 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
+import functools
 import logging
 import sqlite3
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, Protocol, TypeVar, cast
 
@@ -21,6 +23,7 @@ from sqlalchemy import (
     ColumnElement,
     Executable,
     Row,
+    Select,
     Table,
     bindparam,
     create_engine,
@@ -372,26 +375,18 @@ class SQLArchiveStore:
 
     async def query(self, owner: str, store: str, query: ArchiveQuery | None = None) -> ArchivePage:
         query = query or ArchiveQuery()
-        c = archive.c
-        conditions = _filter(owner, store, query)
-        paging_ids = [i for i in (query.after_id, query.before_id) if i is not None]
-        if query.after_id is not None:
-            conditions.append(c.id > query.after_id)
-        if query.before_id is not None:
-            conditions.append(c.id < query.before_id)
-        statement = (
-            select(c.id, c.with_full, c.is_text, c.value)
-            .where(*conditions)
-            .order_by(c.id.desc() if query.backwards else c.id.asc())
-        )
-        if query.limit is not None:
-            statement = statement.limit(query.limit + 1)  # one more tells whether the page is the last
-        if paging_ids:
+        params = _filter_params(owner, store, query)
+        if query.after_id is not None or query.before_id is not None:
+            paging_ids = [i for i in (query.after_id, query.before_id) if i is not None]
+            c = archive.c
             known = await self._db.fetch(select(c.id).where(c.owner == owner, c.store == store, c.id.in_(paging_ids)))
             missing = set(paging_ids) - {str(row.id) for row in known}
             if missing:
                 raise ArchiveItemNotFoundError(min(missing))
-        rows = list(await self._db.fetch(statement))
+            params["after_id"], params["before_id"] = query.after_id, query.before_id
+        if query.limit is not None:
+            params["limit"] = query.limit + 1  # one more tells whether the page is the last
+        rows = list(await self._db.fetch(_page_statement(_Shape.of(query)), params))
         complete = query.limit is None or len(rows) <= query.limit
         if not complete:
             rows = rows[: query.limit]
@@ -403,8 +398,9 @@ class SQLArchiveStore:
         return ArchivePage(items, complete)
 
     async def count(self, owner: str, store: str, query: ArchiveQuery | None = None) -> int:
-        statement = select(func.count()).select_from(archive).where(*_filter(owner, store, query or ArchiveQuery()))
-        return int((await self._db.fetch(statement))[0][0])
+        query = query or ArchiveQuery()
+        statement = _count_statement(_Shape.of(query))
+        return int((await self._db.fetch(statement, _filter_params(owner, store, query)))[0][0])
 
     async def delete(self, owner: str, store: str, ids: Sequence[str]) -> int:
         if not ids:
@@ -418,19 +414,80 @@ class SQLArchiveStore:
         return await self._db.execute(statement)
 
 
-def _filter(owner: str, store: str, query: ArchiveQuery) -> list[ColumnElement[bool]]:
-    c = archive.c
-    conditions = [c.owner == owner, c.store == store]
+@dataclass(frozen=True, slots=True)
+class _Shape:
+    """Which parts of an archive query are set: queries of one shape share one statement with bind parameters.
+    Building a statement costs several times what SQLite takes to run it (an offline check at each login)."""
+
+    with_bare: bool
+    with_full: bool
+    start: bool
+    end: bool
+    after: bool
+    before: bool
+    backwards: bool
+    limit: bool
+
+    @staticmethod
+    def of(query: ArchiveQuery) -> _Shape:
+        with_jid = query.with_jid
+        return _Shape(
+            with_jid is not None,
+            with_jid is not None and "/" in with_jid,
+            query.start is not None,
+            query.end is not None,
+            query.after_id is not None,
+            query.before_id is not None,
+            query.backwards,
+            query.limit is not None,
+        )
+
+
+def _filter_params(owner: str, store: str, query: ArchiveQuery) -> dict[str, Any]:
+    params: dict[str, Any] = {"owner": owner, "store": store}
     if query.with_jid is not None:
-        bare, slash, _resource = query.with_jid.partition("/")
-        conditions.append(c.with_bare == bare)
-        if slash:
-            conditions.append(c.with_full == query.with_jid)
+        params["with_bare"] = query.with_jid.partition("/")[0]
+        params["with_full"] = query.with_jid
     if query.start is not None:
-        conditions.append(c.id >= id_lower_bound(query.start))
+        params["start"] = id_lower_bound(query.start)
     if query.end is not None:
-        conditions.append(c.id < id_upper_bound(query.end))
+        params["end"] = id_upper_bound(query.end)
+    return params
+
+
+def _conditions(shape: _Shape) -> list[ColumnElement[bool]]:
+    c = archive.c
+    conditions = [c.owner == bindparam("owner"), c.store == bindparam("store")]
+    if shape.with_bare:
+        conditions.append(c.with_bare == bindparam("with_bare"))
+    if shape.with_full:
+        conditions.append(c.with_full == bindparam("with_full"))
+    if shape.start:
+        conditions.append(c.id >= bindparam("start"))
+    if shape.end:
+        conditions.append(c.id < bindparam("end"))
     return conditions
+
+
+@functools.cache
+def _page_statement(shape: _Shape) -> Select[Any]:
+    c = archive.c
+    conditions = _conditions(shape)
+    if shape.after:
+        conditions.append(c.id > bindparam("after_id"))
+    if shape.before:
+        conditions.append(c.id < bindparam("before_id"))
+    statement = (
+        select(c.id, c.with_full, c.is_text, c.value)
+        .where(*conditions)
+        .order_by(c.id.desc() if shape.backwards else c.id.asc())
+    )
+    return statement.limit(bindparam("limit")) if shape.limit else statement
+
+
+@functools.cache
+def _count_statement(shape: _Shape) -> Select[Any]:
+    return select(func.count()).select_from(archive).where(*_conditions(shape))
 
 
 class SQLAccountStore:
