@@ -60,6 +60,7 @@ class Sizes:
     latency_pairs: int = 10
     fanout_contacts: int = 500
     settle: float = 2.0  # pause before reading RSS, and between steps
+    idle: float = 15.0  # how long the idle clients of (c) stay silent before RSS is read
 
     @property
     def accounts(self) -> int:
@@ -67,7 +68,7 @@ class Sizes:
 
 
 QUICK = Sizes(throughput_users=(10,), window=8, warmup=0.3, duration=1.0, login_concurrency=4, idle_steps=(30,),
-              latency_rate=200.0, latency_pairs=2, fanout_contacts=10, settle=0.2)  # fmt: skip
+              latency_rate=200.0, latency_pairs=2, fanout_contacts=10, settle=0.2, idle=0.2)  # fmt: skip
 
 
 def users(n: int, prefix: str = "u") -> list[tuple[str, str]]:
@@ -166,7 +167,7 @@ class Run:
             held += await loadgen.login_many(self.server.target, pool[len(held) : n], LoginOptions(),
                                              concurrency=64)  # fmt: skip
             await loadgen.drain(held, quiet=0.2)
-            await asyncio.sleep(self.sizes.settle)
+            await asyncio.sleep(self.sizes.idle)
             rss = self.meter.rss_kb()
             self.record(f"c idle n={n} RSS MB", rss / 1024)
             self.record(f"c idle n={n} KB/conn", (rss - rss0) / n)

@@ -456,9 +456,7 @@ async def test_migrated_schema_matches_the_query_tables(backend: Backend, storag
     assert await storage.run_sync(diff) == []
 
 
-async def test_sqlite_checkpoints_off_the_loop_after_writes(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
+async def test_sqlite_checkpoints_off_the_loop_after_writes(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """The default SQLite storage never checkpoints in a statement on the loop (wal_autocheckpoint=0); a worker
     thread copies the WAL into the database file a while after writes."""
     monkeypatch.setattr(sql, "SQLITE_CHECKPOINT_DELAY", 0.05)
