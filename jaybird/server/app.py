@@ -33,6 +33,7 @@ from jaybird.server.modules import ModuleSet, resolve_modules
 from jaybird.server.router import RoutedStanza, Router
 from jaybird.server.s2s import S2SService
 from jaybird.server.storage import Storage, open_storage
+from jaybird.server.workers.mesh import WorkerMesh
 
 __all__ = ["Server", "run_server"]
 
@@ -45,8 +46,10 @@ SHUTDOWN_TIMEOUT_S: Final = 5.0
 class Server:
     """One server process's worth of hosts and listeners."""
 
-    def __init__(self, config: ServerConfig, *, storage: Storage | None = None) -> None:
+    def __init__(self, config: ServerConfig, *, storage: Storage | None = None, mesh: WorkerMesh | None = None) -> None:
+        """``mesh``: this process is one of ``config.workers`` worker processes (see :mod:`jaybird.server.workers`)."""
         self.config = config
+        self.mesh = mesh
         self._given_storage = storage
         self._storage: Storage | None = None
         self.hosts: dict[str, VirtualHost] = {}
@@ -93,7 +96,13 @@ class Server:
             context = C2SContext(
                 config, self.hosts, self.router, tls, FailedLoginThrottle(config.auth.failed_login_throttle)
             )
-            self._listeners = C2SListeners(context)
+            if self.mesh is None:
+                self._listeners = C2SListeners(context)
+            else:
+                # Linked to the other workers before taking clients, so that no session goes unannounced.
+                self.mesh.attach(self.hosts)
+                await self.mesh.start()
+                self._listeners = C2SListeners(context, reuse_port=True, connection_class=self.mesh.connection_class)
             await self._listeners.start()
             if config.listeners.components:
                 self._components = ComponentListeners(config, self.router, self.components, self.hosts)
@@ -176,6 +185,8 @@ class Server:
             await listeners.close_all(error, SHUTDOWN_TIMEOUT_S)
         if components is not None:
             await components.close_all(error, SHUTDOWN_TIMEOUT_S)
+        if self.mesh is not None:
+            await self.mesh.stop()  # after the sessions ended: the other workers heard of each
         while self._modules:
             await self._modules.pop().unload()
         storage, self._storage = self._storage, None

@@ -61,6 +61,11 @@ def add_server_commands(commands: Any) -> None:
     serve.add_argument("--c2s-port", type=int, metavar="N", help="client port, STARTTLS")
     serve.add_argument("--c2s-tls-port", type=int, metavar="N", help="client port, direct TLS")
     serve.add_argument("--http-port", type=int, metavar="N", help="HTTP port (enables the HTTP listener)")
+    serve.add_argument("--workers", type=int, metavar="N", help="worker processes sharing the ports (default 1)")
+    # How a supervisor starts its workers (jaybird.server.workers.process); not for people.
+    serve.add_argument("--worker-index", type=int, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-dir", type=Path, help=argparse.SUPPRESS)
+    serve.add_argument("--worker-fds", help=argparse.SUPPRESS)
 
     user = commands.add_parser("user", help="manage accounts", description="Add, change, delete or list accounts.")
     actions = user.add_subparsers(dest="action", metavar="ACTION", required=True)
@@ -108,6 +113,7 @@ def _config(args: argparse.Namespace) -> ServerConfig:
         c2s_port=getattr(args, "c2s_port", None),
         c2s_tls_port=getattr(args, "c2s_tls_port", None),
         http_port=getattr(args, "http_port", None),
+        workers=getattr(args, "workers", None),
     )
     try:
         return load_config(path, overrides=overrides)
@@ -150,15 +156,18 @@ def _serve(args: argparse.Namespace) -> int:
 
     config = _config(args)
     configure_logging(config.logging, verbose=args.verbose)
+    if args.worker_index is not None:
+        return _serve_as_worker(args, config)
 
-    def banner(server: Server) -> None:
+    def banner(server: Server | None = None) -> None:
         domain = config.hosts[0].domain
         c2s = config.listeners.c2s
         where = f"--config {args.config} " if args.config else ""
         where += f"--data-dir {config.data_dir} " if args.data_dir else ""
+        processes = f" with {config.workers} worker processes" if config.workers > 1 else ""
         print(
-            f"jaybird is serving {', '.join(server.hosts)} on port {c2s.port} (STARTTLS) and {c2s.tls_port} "
-            f"(direct TLS).\n"
+            f"jaybird is serving {', '.join(h.domain for h in config.hosts)} on port {c2s.port} (STARTTLS) and "
+            f"{c2s.tls_port} (direct TLS){processes}.\n"
             f"  add a user:  jaybird user add {where}alice@{domain}\n"
             f"  connect:     any XMPP client as alice@{domain}, server 127.0.0.1 port {c2s.port}"
             + (
@@ -170,6 +179,8 @@ def _serve(args: argparse.Namespace) -> int:
             flush=True,
         )
 
+    if config.workers > 1:
+        return _supervise(args, config, banner)
     try:
         asyncio.run(run_server(config, on_started=banner))
     except ConfigError as exc:
@@ -177,6 +188,53 @@ def _serve(args: argparse.Namespace) -> int:
     except OSError as exc:
         raise CommandError(str(exc)) from None
     return EXIT_OK
+
+
+def _supervise(args: argparse.Namespace, config: ServerConfig, banner: Callable[[], None]) -> int:
+    from jaybird.server.storage import StorageError
+    from jaybird.server.workers.process import WorkerPipes, run_supervisor
+
+    def command(index: int, directory: Path, pipes: WorkerPipes) -> list[str]:
+        # The workers read the same configuration the same way: the options given here, the same environment.
+        argv = [sys.executable, "-m", "jaybird.cli", *["-v"] * args.verbose, "serve"]
+        for option, value in (("--config", args.config), ("--data-dir", args.data_dir)):
+            if value is not None:
+                argv += [option, str(value)]
+        for domain in args.domain or ():
+            argv += ["--domain", domain]
+        for option, number in (
+            ("--c2s-port", args.c2s_port),
+            ("--c2s-tls-port", args.c2s_tls_port),
+            ("--http-port", args.http_port),
+            ("--workers", config.workers),
+        ):
+            if number is not None:
+                argv += [option, str(number)]
+        return [*argv, "--worker-index", str(index), "--worker-dir", str(directory), "--worker-fds", str(pipes)]
+
+    logging.getLogger("alembic").setLevel(logging.WARNING)
+    try:
+        code = asyncio.run(run_supervisor(config, command, on_ready=banner))
+    except (ConfigError, StorageError) as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
+    return EXIT_OK if code == 0 else EXIT_FAILURE
+
+
+def _serve_as_worker(args: argparse.Namespace, config: ServerConfig) -> int:
+    from jaybird.server.workers.process import WorkerPipes, prefix_worker_logs, run_worker
+
+    if args.worker_dir is None or args.worker_fds is None or config.workers < 2:
+        raise CommandError("--worker-index is for worker processes a supervisor starts", EXIT_USAGE)
+    prefix_worker_logs(args.worker_index)
+    try:
+        code = asyncio.run(run_worker(config, args.worker_index, args.worker_dir, WorkerPipes.parse(args.worker_fds)))
+    except ConfigError as exc:
+        raise CommandError(str(exc)) from None
+    except OSError as exc:
+        raise CommandError(str(exc)) from None
+    return EXIT_OK if code == 0 else EXIT_FAILURE
 
 
 # -- user -------------------------------------------------------------------------------------------------------

@@ -481,6 +481,14 @@ class ServerConfig:
     """The whole server configuration; :func:`load_config` makes one from a file (or from nothing)."""
 
     data_dir: Path = field(default=Path("data"), metadata=_m("where the server keeps its state"))
+    workers: int = field(
+        default=1,
+        metadata=_m(
+            "server processes sharing the client ports, to use more than one core (1: a single process; more "
+            "needs a storage they share, and no s2s, component or HTTP listener)",
+            minimum=1,
+        ),
+    )
     hosts: tuple[HostConfig, ...] = field(
         default=(HostConfig("localhost"),),
         metadata=_m("virtual hosts, one [[hosts]] table each", nonempty=True),
@@ -816,6 +824,26 @@ def _check_whole(config: ServerConfig) -> None:
         seen[component.domain] = key
     _check_pair(config.tls, "tls")
     _check_ports(config.listeners)
+    _check_workers(config)
+
+
+def _check_workers(config: ServerConfig) -> None:
+    """Several worker processes share the database and route client stanzas between them; what keeps state in
+    one process only (an in-memory storage, BOSH sessions, s2s dialback, a component's connection) cannot be
+    split across them yet."""
+    n = config.workers
+    if n == 1:
+        return
+    if STORAGE_SCHEMES.get(config.storage.url.partition("://")[0].lower()) == "memory":
+        raise _Invalid("workers", f"workers = {n} needs a storage every worker shares; storage.url is memory://")
+    refused = [
+        ("listeners.s2s.enabled", config.listeners.s2s.enabled),
+        ("listeners.http.enabled", config.listeners.http.enabled),
+        ("listeners.components", bool(config.listeners.components)),
+    ]
+    for key, used in refused:
+        if used:
+            raise _Invalid("workers", f"workers = {n} cannot be combined with {key} yet; use workers = 1")
 
 
 def _check_pair(tls: HostTLSConfig | TLSConfig, path: str) -> None:
@@ -856,6 +884,7 @@ class ConfigOverrides:
     c2s_port: int | None = None
     c2s_tls_port: int | None = None
     http_port: int | None = None
+    workers: int | None = None
 
 
 def _subtable(raw: dict[str, object], *keys: str) -> dict[str, object] | None:
@@ -874,6 +903,9 @@ def _apply_overrides(raw: dict[str, object], overrides: ConfigOverrides) -> dict
     if overrides.data_dir is not None:
         raw["data_dir"] = str(overrides.data_dir)
         options["data_dir"] = "--data-dir"
+    if overrides.workers is not None:
+        raw["workers"] = overrides.workers
+        options["workers"] = "--workers"
     if overrides.domains:
         by_domain: dict[str, dict[str, object]] = {}
         hosts = raw.get("hosts")

@@ -13,6 +13,7 @@ from jaybird.errors import StreamError
 from jaybird.jid import JID
 from jaybird.server.api import Session
 from jaybird.stanza import Iq, Message, Presence
+from jaybird.xml.element import Element
 
 __all__ = [
     "AccountRemoved",
@@ -26,6 +27,7 @@ __all__ = [
     "SessionAvailable",
     "SessionEnded",
     "SessionStarted",
+    "SharedStateChanged",
     "StanzaFromClient",
 ]
 
@@ -165,3 +167,19 @@ class RemoteStanza:
     stanza: Message | Presence | Iq
     to: JID
     origin: Session | None
+
+
+@dataclass(frozen=True, slots=True)
+class SharedStateChanged:
+    """A module changed stored state that the other worker processes (``workers`` > 1) may hold a copy of.
+
+    The module fires it on its host (``remote`` False); every other worker then fires it on its own host with
+    ``remote`` True, where the module drops its copy of ``key``'s ``kind`` of state (its store's name, say) and,
+    given a ``payload``, does for its own sessions what the change calls for (a push). No default: with one
+    process there is no other copy.
+    """
+
+    kind: str
+    key: str
+    payload: Element | None = None
+    remote: bool = False

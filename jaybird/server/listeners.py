@@ -27,8 +27,18 @@ _MISSING_ADDRESS = {errno.EADDRNOTAVAIL, errno.EAFNOSUPPORT}
 class C2SListeners:
     """Accepts client connections and owns them until they end."""
 
-    def __init__(self, context: C2SContext) -> None:
+    def __init__(
+        self,
+        context: C2SContext,
+        *,
+        reuse_port: bool = False,
+        connection_class: type[C2SConnection] = C2SConnection,
+    ) -> None:
+        """``reuse_port``: bind with SO_REUSEPORT, so that several worker processes share the ports and the
+        kernel spreads connections over them; ``connection_class``: what serves each connection."""
         self._ctx = context
+        self._reuse_port = reuse_port
+        self._connection_class = connection_class
         self._servers: list[asyncio.Server] = []
         self.connections: set[C2SConnection] = set()
         self._per_ip: collections.Counter[str] = collections.Counter()
@@ -75,6 +85,7 @@ class C2SListeners:
                 ssl=ssl_context,
                 ssl_handshake_timeout=timeout if ssl_context is not None else None,
                 reuse_address=True,
+                reuse_port=self._reuse_port,
             )
         except OSError as exc:
             if exc.errno in _MISSING_ADDRESS and interface in ALL_INTERFACES and interface != ALL_INTERFACES[0]:
@@ -95,7 +106,7 @@ class C2SListeners:
         return accept
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, direct_tls: bool) -> None:
-        connection = C2SConnection(self._ctx, reader, writer, direct_tls=direct_tls)
+        connection = self._connection_class(self._ctx, reader, writer, direct_tls=direct_tls)
         ip = connection.ip
         limit = self._ctx.config.limits.max_connections_per_ip
         if self._per_ip[ip] >= limit:

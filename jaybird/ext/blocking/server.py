@@ -14,7 +14,9 @@ blocked JID), its IQs and pushes, and its enforcement in both directions.
   only when the contact's subscription allows it (RFC 6121 §4.3.2), as §3.3 and §3.4 require.
 
 Blocklists are cached per account (bounded, least recently used first out): every routed stanza consults
-one, and this module is the only writer of the store.
+one, and this module is the only writer of the store. With several worker processes each caches its own: a
+change is announced (:class:`~jaybird.server.events.SharedStateChanged`), and the other workers drop their copy
+and push the change to the resources they hold.
 """
 
 from __future__ import annotations
@@ -43,6 +45,7 @@ from jaybird.server.events import (
     MessageToAccount,
     PresenceToAccount,
     RemoteStanza,
+    SharedStateChanged,
     StanzaFromClient,
 )
 from jaybird.stanza import Iq, IqType, Message, Payload, Presence, PresenceType
@@ -73,6 +76,8 @@ class BlockingModule(ServerModule):
     async def load(self) -> None:
         self._cache_size = self.options.get_int("cache_size", DEFAULT_CACHE_SIZE, minimum=1)
         self._cache: OrderedDict[str, frozenset[JID]] = OrderedDict()
+        # Bumped whenever another worker changes a blocklist: a read that began before is not cached.
+        self._generation = 0
         self.iq(IqType.GET, BLOCKLIST, self._get, scope=IqScope.ACCOUNT)
         self.iq(IqType.SET, BLOCK, self._block, scope=IqScope.ACCOUNT)
         self.iq(IqType.SET, UNBLOCK, self._unblock, scope=IqScope.ACCOUNT)
@@ -83,6 +88,7 @@ class BlockingModule(ServerModule):
         self.on(RemoteStanza, self._outbound_remote, priority=PRIORITY)
         self.on(IqToAccount, self._inbound_iq, priority=PRIORITY)
         self.on(AccountRemoved, self._forget)
+        self.on(SharedStateChanged, self._changed_elsewhere)
 
     # -- the blocklist ----------------------------------------------------------------------------------------
     def _cached(self, account: JID) -> frozenset[JID] | None:
@@ -99,9 +105,11 @@ class BlockingModule(ServerModule):
         if cached is not None:
             return cached
         owner = _owner(account)
+        generation = self._generation
         stored = await self.host.storage.map.items(owner, STORE)
         jids = frozenset(JID(key) for key in stored)
-        self._remember(owner, jids)
+        if generation == self._generation:
+            self._remember(owner, jids)
         return jids
 
     def _remember(self, owner: str, jids: frozenset[JID]) -> None:
@@ -140,6 +148,7 @@ class BlockingModule(ServerModule):
             await self.host.storage.map.set(owner, STORE, str(jid), "")
         self._remember(owner, before | set(block.items))
         await self._push(account, block)
+        await self.host.hooks.fire(SharedStateChanged(STORE, owner, block.to_element()))
 
     async def _unblock(self, request: IqRequest) -> None:
         account = self._own(request)
@@ -155,6 +164,7 @@ class BlockingModule(ServerModule):
                 await self.host.storage.map.delete(owner, STORE, str(jid))
         self._remember(owner, before - removed)
         await self._push(account, unblock)
+        await self.host.hooks.fire(SharedStateChanged(STORE, owner, unblock.to_element()))
         for jid in sorted(removed, key=str):
             await self._reappear(account, jid)
 
@@ -164,10 +174,19 @@ class BlockingModule(ServerModule):
         assert payload is not None, "the core dispatched on this payload"
         return payload
 
-    async def _push(self, account: JID, payload: Payload) -> None:
+    async def _push(self, account: JID, payload: Payload | Element) -> None:
         for session in self.host.sessions.of(account):
-            if session.data.get(BlockingModule):
+            if session.data.get(BlockingModule):  # only ever set on this worker's own sessions
                 await session.send(Iq.build(IqType.SET, payload, to=session.jid, from_=account))
+
+    async def _changed_elsewhere(self, event: SharedStateChanged) -> None:
+        """Another worker changed a blocklist: forget ours, and push the change to our resources that asked."""
+        if event.kind != STORE or not event.remote:
+            return
+        self._generation += 1
+        self._cache.pop(event.key, None)
+        if event.payload is not None:
+            await self._push(JID(event.key), event.payload)
 
     async def _appear_offline(self, account: JID, contact: JID) -> None:
         """§3.3: the blocked contact sees the user go offline (only users: a domain gets no presence)."""
@@ -253,6 +272,7 @@ class BlockingModule(ServerModule):
         owner = _owner(event.account)
         await self.host.storage.map.clear(owner, STORE)
         self._cache.pop(owner, None)
+        await self.host.hooks.fire(SharedStateChanged(STORE, owner))
 
     @staticmethod
     def session_gets_pushes(session: Session) -> bool:
