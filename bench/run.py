@@ -31,12 +31,12 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_HERE.parent))
 
 from bench import loadgen
-from bench.loadgen import Connection, LoginOptions, ProcessMeter, Progress
+from bench.loadgen import Connection, LoginOptions, Progress
 from bench.servers import (
     FACTORIES,
     PASSWORD,
-    SERVER_CORE,
     BenchServer,
+    ServerMeter,
     ServerUnavailable,
     check_pinned,
     prepare_generator,
@@ -80,7 +80,7 @@ class Run:
 
     def __init__(self, server: BenchServer, sizes: Sizes, progress: Progress) -> None:
         self.server, self.sizes, self.progress = server, sizes, progress
-        self.meter = ProcessMeter(server.pid)
+        self.meter = ServerMeter(server.pid)
         self.results: dict[str, float] = {}
 
     async def quiet(self, *, below: float = 0.05, limit: float = QUIET_LIMIT) -> float:
@@ -261,12 +261,14 @@ def table(results: dict[str, dict[str, float]]) -> str:
     for figures in results.values():
         keys += [k for k in figures if k not in keys]
     ratios = [(f"jaybird/{other}", other) for other in ("prosody", "ejabberd") if "jaybird" in results]
+    if "jaybird-2w" in results and "jaybird" in results:
+        ratios.append(("jaybird-2w/jaybird", "jaybird"))
     header = ["figure", *names, *(label for label, _ in ratios)]
     rows = [header, ["---"] * len(header)]
     for key in keys:
         row = [key, *(_fmt(results[n].get(key)) for n in names)]
-        for _, other in ratios:
-            mine, theirs = results["jaybird"].get(key), results.get(other, {}).get(key)
+        for label, other in ratios:
+            mine, theirs = results[label.split("/")[0]].get(key), results.get(other, {}).get(key)
             row.append(f"{mine / theirs:.2f}x" if mine is not None and theirs else "-")
         rows.append(row)
     return "\n".join("| " + " | ".join(row) + " |" for row in rows)
@@ -319,7 +321,7 @@ def main(argv: Sequence[str] | None = None) -> int:
                     progress.step(f"{name}: skipped: {skipped[name]}")
                     continue
                 try:
-                    check_pinned(name, server.pid, SERVER_CORE)
+                    check_pinned(name, server.pid, server.core)
                     runnable = prepare(server, scenarios, sizes, progress)
                     results[name] = loop.run_until_complete(run_server(server, runnable, sizes, progress))
                 except ServerUnavailable as exc:

@@ -16,6 +16,7 @@ import os
 import shutil
 import subprocess
 import sys
+import time
 from collections.abc import Callable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -42,6 +43,8 @@ class ServerUnavailable(Exception):
 
 class BenchServer(Protocol):
     name: str
+    #: The core the server is pinned to, or None when it may use every core (the multi-core figure).
+    core: int | None
 
     @property
     def target(self) -> Target: ...
@@ -76,9 +79,9 @@ def usable_cores() -> int:
     return len(_MACHINE_CORES)
 
 
-def check_pinned(name: str, pid: int, core: int) -> None:
+def check_pinned(name: str, pid: int, core: int | None) -> None:
     """Refuse to measure a server that does not run where the table says it does."""
-    if usable_cores() > 1:
+    if core is not None and usable_cores() > 1:
         for task in os.listdir(f"/proc/{pid}/task"):
             actual = os.sched_getaffinity(int(task))
             if actual != {core}:
@@ -87,6 +90,49 @@ def check_pinned(name: str, pid: int, core: int) -> None:
 
 def _taskset(core: int) -> tuple[str, ...]:
     return ("taskset", "-c", str(core)) if shutil.which("taskset") and usable_cores() > 1 else ()
+
+
+class ServerMeter:
+    """CPU seconds and RSS of a server: its process and every process below it (worker processes), from /proc."""
+
+    def __init__(self, pid: int) -> None:
+        self.pid = pid
+        self._ticks = os.sysconf("SC_CLK_TCK")
+
+    def pids(self) -> list[int]:
+        found, queue = [], [self.pid]
+        while queue:
+            pid = queue.pop()
+            found.append(pid)
+            try:
+                for task in os.listdir(f"/proc/{pid}/task"):
+                    with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
+                        queue += [int(child) for child in children.read().split()]
+            except OSError:  # gone meanwhile
+                continue
+        return found
+
+    def cpu_seconds(self) -> float:
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+                    fields = stat.read().rsplit(")", 1)[1].split()
+            except OSError:
+                continue
+            # utime and stime are fields 14 and 15 of proc(5); the split starts at field 3.
+            total += int(fields[11]) + int(fields[12])
+        return total / self._ticks
+
+    def rss_kb(self) -> int:
+        total = 0
+        for pid in self.pids():
+            try:
+                with open(f"/proc/{pid}/status", encoding="ascii") as status:
+                    total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
+            except OSError:
+                continue
+        return total
 
 
 # -- Prosody ------------------------------------------------------------------------------------------------
@@ -106,6 +152,7 @@ class _BenchProsody(ProsodyServer):
 
 class ProsodyBench:
     name = "prosody"
+    core: int | None = SERVER_CORE
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("prosody") is None:
@@ -185,6 +232,7 @@ def _roster_lua(items: dict[str, dict[str, object]]) -> str:
 
 class EjabberdBench:
     name = "ejabberd"
+    core: int | None = SERVER_CORE
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("erl") is None or not ejabberd_installed():
@@ -238,6 +286,8 @@ class JaybirdBench:
     """`jaybird serve` with a generated TOML config, accounts made with `jaybird user add`."""
 
     name = "jaybird"
+    core: int | None = SERVER_CORE
+    workers = 1
 
     def __init__(self, workdir: Path, *, start_timeout: float = 20.0) -> None:
         self._workdir = workdir.resolve()
@@ -266,7 +316,7 @@ class JaybirdBench:
     def _write_config(self) -> None:
         certs = ca_and_leaf(self._workdir / "certs", [DOMAIN], stem=DOMAIN)
         self.config_file.write_text(
-            f'data_dir = "{self._workdir / "data"}"\n\n'
+            f'data_dir = "{self._workdir / "data"}"\nworkers = {self.workers}\n\n'
             f'[[hosts]]\ndomain = "{DOMAIN}"\n\n'
             f'[listeners.c2s]\nport = {self._port}\ntls_port = {free_port()}\ninterfaces = ["127.0.0.1"]\n\n'
             f'[tls]\ncert_file = "{certs.cert}"\nkey_file = "{certs.key}"\nallow_plain_on_loopback = true\n\n'
@@ -282,7 +332,8 @@ class JaybirdBench:
         assert self._binary is not None
         with log.open("wb") as console:
             self._process = subprocess.Popen(
-                [*_taskset(SERVER_CORE), self._binary, "serve", "--config", str(self.config_file)],
+                [*(_taskset(self.core) if self.core is not None else ()), self._binary, "serve", "--config",
+                 str(self.config_file)],
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, cwd=self._workdir,
                 start_new_session=True,
             )  # fmt: skip
@@ -353,8 +404,29 @@ class JaybirdBench:
             await storage.close()
 
 
+class JaybirdWorkersBench(JaybirdBench):
+    """jaybird with two worker processes on both cores (the generator shares core 1): the multi-core figure,
+    reported beside the one-core `jaybird` row, never in the per-core comparison."""
+
+    name = "jaybird-2w"
+    core: int | None = None
+    workers = 2
+
+    def start(self) -> None:
+        super().start()
+        # The port answers once one worker listens; the run starts when every worker is linked and listening.
+        log = self._workdir / "console.log"
+        deadline = time.monotonic() + self._start_timeout
+        while f"all {self.workers} workers ready" not in log.read_text(errors="replace"):
+            if time.monotonic() > deadline:
+                self.stop()
+                raise ServerUnavailable(f"jaybird did not report its {self.workers} workers ready")
+            time.sleep(0.1)
+
+
 FACTORIES: dict[str, Callable[[Path], BenchServer]] = {
     "prosody": ProsodyBench,
     "ejabberd": EjabberdBench,
     "jaybird": JaybirdBench,
+    "jaybird-2w": JaybirdWorkersBench,
 }
