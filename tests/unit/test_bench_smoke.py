@@ -64,3 +64,25 @@ def test_unknown_server_is_refused() -> None:
     )
     assert result.returncode == 2
     assert "unknown server" in result.stderr
+
+
+def test_quick_run_against_jaybird_and_its_workers(tmp_path: Path) -> None:
+    """The one-core jaybird row and the two-worker row behind the multi-core figure both still run."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", "--servers", "jaybird,jaybird-2w", "--scenarios", "a,b,c"],
+        capture_output=True,
+        text=True,
+        timeout=55,
+        check=False,
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if len(cells := [cell.strip() for cell in line.strip().strip("|").split("|")]) == 4
+    }
+    assert rows["figure"] == ["jaybird", "jaybird-2w", "jaybird-2w/jaybird"]
+    for figure in ("a throughput N=10 msg/s", "b logins STARTTLS+SCRAM-SHA-1 /s", "c idle n=30 RSS MB"):
+        one, two, _ratio = rows[figure]
+        assert float(one.replace(",", "")) > 0 and float(two.replace(",", "")) > 0, figure
+    assert "failed" not in result.stdout
