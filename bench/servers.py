@@ -139,11 +139,17 @@ class ServerMeter:
 
 
 class _BenchProsody(ProsodyServer):
-    """The fixture's Prosody with encryption optional; mod_limits stays unloaded, so no rate limits."""
+    """The fixture's Prosody with encryption optional; mod_limits stays unloaded, so no rate limits. Nagle off
+    (``net.server_epoll`` defaults to ``nagle = true``), as jaybird (asyncio sets TCP_NODELAY) and ejabberd
+    (its listeners set ``nodelay``) run: with Nagle, every reply that waits for a delayed ACK costs ~40 ms."""
 
     def _config(self, cert: Path, key: Path) -> str:
         text = super()._config(cert, key)
-        overrides = {"c2s_require_encryption": False, "allow_unencrypted_plain_auth": True}
+        overrides: dict[str, LuaValue] = {
+            "c2s_require_encryption": False,
+            "allow_unencrypted_plain_auth": True,
+            "network_settings": {"nagle": False},
+        }
         extra = "".join(f"{name} = {lua(value)}\n" for name, value in overrides.items())
         # Global options must come before the first VirtualHost section.
         head, sep, hosts = text.partition("\nVirtualHost ")
