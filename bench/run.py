@@ -263,7 +263,7 @@ def table(results: dict[str, dict[str, float]]) -> str:
     keys: list[str] = []
     for figures in results.values():
         keys += [k for k in figures if k not in keys]
-    ratios = [
+    ratios: list[tuple[str, str]] = [
         (f"jaybird/{other}", other) for other in ("prosody", "ejabberd") if "jaybird" in results and other in results
     ]
     if "jaybird-2w" in results and "jaybird" in results:
