@@ -31,12 +31,11 @@ if __package__ in (None, ""):
     sys.path.insert(0, str(_HERE.parent))
 
 from bench import loadgen
-from bench.loadgen import Connection, LoginOptions, Progress
+from bench.loadgen import Connection, LoginOptions, ProcessMeter, Progress
 from bench.servers import (
     FACTORIES,
     PASSWORD,
     BenchServer,
-    ServerMeter,
     ServerUnavailable,
     check_pinned,
     prepare_generator,
@@ -80,7 +79,7 @@ class Run:
 
     def __init__(self, server: BenchServer, sizes: Sizes, progress: Progress) -> None:
         self.server, self.sizes, self.progress = server, sizes, progress
-        self.meter = ServerMeter(server.pid)
+        self.meter = ProcessMeter(server.pid)
         self.results: dict[str, float] = {}
 
     async def quiet(self, *, below: float = 0.05, limit: float = QUIET_LIMIT) -> float:

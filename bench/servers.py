@@ -92,49 +92,6 @@ def _taskset(core: int) -> tuple[str, ...]:
     return ("taskset", "-c", str(core)) if shutil.which("taskset") and usable_cores() > 1 else ()
 
 
-class ServerMeter:
-    """CPU seconds and RSS of a server: its process and every process below it (worker processes), from /proc."""
-
-    def __init__(self, pid: int) -> None:
-        self.pid = pid
-        self._ticks = os.sysconf("SC_CLK_TCK")
-
-    def pids(self) -> list[int]:
-        found, queue = [], [self.pid]
-        while queue:
-            pid = queue.pop()
-            found.append(pid)
-            try:
-                for task in os.listdir(f"/proc/{pid}/task"):
-                    with open(f"/proc/{pid}/task/{task}/children", encoding="ascii") as children:
-                        queue += [int(child) for child in children.read().split()]
-            except OSError:  # gone meanwhile
-                continue
-        return found
-
-    def cpu_seconds(self) -> float:
-        total = 0
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
-                    fields = stat.read().rsplit(")", 1)[1].split()
-            except OSError:
-                continue
-            # utime and stime are fields 14 and 15 of proc(5); the split starts at field 3.
-            total += int(fields[11]) + int(fields[12])
-        return total / self._ticks
-
-    def rss_kb(self) -> int:
-        total = 0
-        for pid in self.pids():
-            try:
-                with open(f"/proc/{pid}/status", encoding="ascii") as status:
-                    total += next((int(line.split()[1]) for line in status if line.startswith("VmRSS:")), 0)
-            except OSError:
-                continue
-        return total
-
-
 # -- Prosody ------------------------------------------------------------------------------------------------
 
 
