@@ -22,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Protocol
 
-from bench.loadgen import Progress, Target, raise_open_files_limit
+from bench.loadgen import ProcessMeter, Progress, Target, raise_open_files_limit
 from tests.peers.certs import ca_and_leaf
 from tests.peers.ejabberd import EjabberdServer
 from tests.peers.ejabberd import installed as ejabberd_installed
@@ -79,17 +79,33 @@ def usable_cores() -> int:
     return len(_MACHINE_CORES)
 
 
+def expected_cores(core: int | None) -> frozenset[int]:
+    """Where a server must run: its one core, or every core of the machine (the multi-core figure)."""
+    return _MACHINE_CORES if core is None else frozenset({core})
+
+
 def check_pinned(name: str, pid: int, core: int | None) -> None:
-    """Refuse to measure a server that does not run where the table says it does."""
-    if core is not None and usable_cores() > 1:
-        for task in os.listdir(f"/proc/{pid}/task"):
+    """Refuse to measure a server that does not run where the table says it does: every thread of it and of
+    its child processes (worker processes) on `core`, or on every core when `core` is None (a server the
+    generator starts inherits the generator's one core unless it is told otherwise)."""
+    if usable_cores() < 2:
+        return
+    expected = expected_cores(core)
+    for process in ProcessMeter(pid).pids():
+        for task in os.listdir(f"/proc/{process}/task"):
             actual = os.sched_getaffinity(int(task))
-            if actual != {core}:
-                raise ServerUnavailable(f"{name} (thread {task}) runs on cores {sorted(actual)}, not on core {core}")
+            if actual != expected:
+                raise ServerUnavailable(
+                    f"{name} (process {process}, thread {task}) runs on cores {sorted(actual)}, "
+                    f"not on {sorted(expected)}"
+                )
 
 
-def _taskset(core: int) -> tuple[str, ...]:
-    return ("taskset", "-c", str(core)) if shutil.which("taskset") and usable_cores() > 1 else ()
+def _taskset(core: int | None) -> tuple[str, ...]:
+    """The command prefix that runs a server on `core` (None: on every core, not the generator's alone)."""
+    if shutil.which("taskset") is None or usable_cores() < 2:
+        return ()
+    return ("taskset", "-c", ",".join(map(str, sorted(expected_cores(core)))))
 
 
 # -- Prosody ------------------------------------------------------------------------------------------------
@@ -295,7 +311,7 @@ class JaybirdBench:
         assert self._binary is not None
         with log.open("wb") as console:
             self._process = subprocess.Popen(
-                [*(_taskset(self.core) if self.core is not None else ()), self._binary, "serve", "--config",
+                [*_taskset(self.core), self._binary, "serve", "--config",
                  str(self.config_file)],
                 stdin=subprocess.DEVNULL, stdout=console, stderr=subprocess.STDOUT, cwd=self._workdir,
                 start_new_session=True,
