@@ -429,11 +429,45 @@ def chat(to: str, body: str) -> bytes:
     return f"<message to='{to}' type='chat'><body>{body}</body></message>".encode()
 
 
+#: A measured window is cut into this many equal parts; the figure is the median part's rate, so a burst of
+#: other work on a shared machine moves one part, not the figure (the spread shows how much it moved).
+WINDOWS = 5
+
+
+@dataclass(frozen=True, slots=True)
+class Rates:
+    """Rates over the consecutive parts of one measured window."""
+
+    parts: tuple[float, ...]
+
+    @property
+    def median(self) -> float:
+        return statistics.median(self.parts)
+
+    @property
+    def spread_pct(self) -> float:
+        """(fastest - slowest part) / median, in per cent."""
+        return 100 * (max(self.parts) - min(self.parts)) / self.median if self.median else 0.0
+
+
+async def rates(count: Callable[[], int], duration: float) -> Rates:
+    """Sample `count()` at the edges of WINDOWS equal parts of `duration` seconds: each part's rate."""
+    parts: list[float] = []
+    last, then = count(), time.perf_counter()
+    for _ in range(WINDOWS):
+        await asyncio.sleep(duration / WINDOWS)
+        now_count, now = count(), time.perf_counter()
+        parts.append((now_count - last) / (now - then))
+        last, then = now_count, now
+    return Rates(tuple(parts))
+
+
 @dataclass(frozen=True, slots=True)
 class Throughput:
-    delivered_per_s: float
+    delivered_per_s: float  # the median part's rate
     seconds: float
     delivered: int
+    parts: Rates
 
 
 async def throughput(pairs: Sequence[tuple[Connection, Connection]], *, window: int, warmup: float,
@@ -462,7 +496,7 @@ async def throughput(pairs: Sequence[tuple[Connection, Connection]], *, window: 
     start_count = sum(c.received for c in connections)
     sample()
     began = time.perf_counter()
-    await asyncio.sleep(duration)
+    parts = await rates(lambda: sum(c.received for c in connections), duration)
     delivered = sum(c.received for c in connections) - start_count
     elapsed = time.perf_counter() - began
     sample()
@@ -472,7 +506,7 @@ async def throughput(pairs: Sequence[tuple[Connection, Connection]], *, window: 
     for task in [*senders, *readers]:
         task.cancel()
     await asyncio.gather(*senders, *readers, return_exceptions=True)
-    return Throughput(delivered / elapsed, elapsed, delivered)
+    return Throughput(parts.median, elapsed, delivered, parts)
 
 
 @dataclass(frozen=True, slots=True)
@@ -527,9 +561,10 @@ async def latency(pairs: Sequence[tuple[Connection, Connection]], *, rate: float
 
 @dataclass(frozen=True, slots=True)
 class Logins:
-    per_s: float
+    per_s: float  # the median part's rate
     count: int
     seconds: float
+    parts: Rates
 
 
 async def logins(target: Target, users: Sequence[tuple[str, str]], options: LoginOptions, *,
@@ -550,9 +585,13 @@ async def logins(target: Target, users: Sequence[tuple[str, str]], options: Logi
             done += 1
             connection.close()
 
-    await asyncio.gather(*(worker(i) for i in range(concurrency)))
+    workers = asyncio.gather(*(worker(i) for i in range(concurrency)))
+    try:
+        parts = await rates(lambda: done, duration)
+    finally:
+        await workers
     elapsed = time.perf_counter() - began
-    return Logins(done / elapsed, done, elapsed)
+    return Logins(parts.median, done, elapsed, parts)
 
 
 async def wait_for_marker(connections: Sequence[Connection], marker: bytes, *, timeout: float) -> float:

@@ -122,6 +122,7 @@ class Run:
                                               sample=sample)  # fmt: skip
             key = f"a throughput N={n}"
             self.record(f"{key} msg/s", result.delivered_per_s)
+            self.record(f"{key} msg/s spread %", result.parts.spread_pct)
             self.record(f"{key} server CPU %", 100 * (window["server1"] - window["server0"]) / result.seconds)
             self.record(f"{key} generator CPU %", 100 * (window["own1"] - window["own0"]) / result.seconds)
             self.record(f"{key} server RSS MB", self.meter.rss_kb() / 1024)
@@ -156,6 +157,7 @@ class Run:
                 self.record(f"{key} refused", 1)
                 continue
             self.record(f"{key} /s", box[0].per_s)
+            self.record(f"{key} /s spread %", box[0].parts.spread_pct)
             self.progress.step(f"  {self.server.name} b {label}: {box[0].per_s:,.0f} logins/s")
             await asyncio.sleep(self.sizes.settle / 2)
 
@@ -297,7 +299,8 @@ def machine() -> dict[str, str | int]:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--servers", default="prosody,ejabberd,jaybird,jaybird-2w")
+    parser.add_argument("--servers", default="prosody,ejabberd,jaybird,jaybird-2w",
+                        help=f"comma-separated, of: {', '.join(FACTORIES)} (default: %(default)s)")  # fmt: skip
     parser.add_argument("--scenarios", default=",".join(SCENARIOS))
     parser.add_argument("--quick", action="store_true", help="tiny sizes, a smoke run; writes no results")
     parser.add_argument("--out", type=Path, default=RESULTS)

@@ -116,12 +116,16 @@ class _BenchProsody(ProsodyServer):
     (``net.server_epoll`` defaults to ``nagle = true``), as jaybird (asyncio sets TCP_NODELAY) and ejabberd
     (its listeners set ``nodelay``) run: with Nagle, every reply that waits for a delayed ACK costs ~40 ms."""
 
+    #: Extra global options (the ``prosody-gengc`` variant sets Lua's garbage collector).
+    extra_options: dict[str, LuaValue] = {}
+
     def _config(self, cert: Path, key: Path) -> str:
         text = super()._config(cert, key)
         overrides: dict[str, LuaValue] = {
             "c2s_require_encryption": False,
             "allow_unencrypted_plain_auth": True,
             "network_settings": {"nagle": False},
+            **self.extra_options,
         }
         extra = "".join(f"{name} = {lua(value)}\n" for name, value in overrides.items())
         # Global options must come before the first VirtualHost section.
@@ -132,12 +136,14 @@ class _BenchProsody(ProsodyServer):
 class ProsodyBench:
     name = "prosody"
     core: int | None = SERVER_CORE
+    options: dict[str, LuaValue] = {}
 
     def __init__(self, workdir: Path) -> None:
         if shutil.which("prosody") is None:
             raise ServerUnavailable("prosody is not installed (scripts/install-peers.sh)")
         self._server = _BenchProsody(workdir, domain=DOMAIN, direct_tls=False, modules=("roster", "saslauth", "tls",
                                      "disco", "ping"))  # fmt: skip
+        self._server.extra_options = self.options
         self._accounts: set[str] = set()
 
     @property
@@ -403,8 +409,17 @@ class JaybirdWorkersBench(JaybirdBench):
             time.sleep(0.1)
 
 
+class ProsodyGenerationalBench(ProsodyBench):
+    """Prosody with Lua's generational garbage collector instead of its default (incremental, pause 105 %):
+    not in the default run, it shows how much of Prosody's throughput its collector takes (docs/benchmarks.md)."""
+
+    name = "prosody-gengc"
+    options: dict[str, LuaValue] = {"gc": {"mode": "generational"}}
+
+
 FACTORIES: dict[str, Callable[[Path], BenchServer]] = {
     "prosody": ProsodyBench,
+    "prosody-gengc": ProsodyGenerationalBench,
     "ejabberd": EjabberdBench,
     "jaybird": JaybirdBench,
     "jaybird-2w": JaybirdWorkersBench,

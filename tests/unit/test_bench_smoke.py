@@ -86,3 +86,25 @@ def test_quick_run_against_jaybird_and_its_workers(tmp_path: Path) -> None:
         one, two, _ratio = rows[figure]
         assert float(one.replace(",", "")) > 0 and float(two.replace(",", "")) > 0, figure
     assert "failed" not in result.stdout
+
+
+def test_prosody_variant_with_the_generational_collector(tmp_path: Path) -> None:
+    """`prosody-gengc` is Prosody's bench config plus Lua's generational collector, nothing else changed."""
+    require_binary("prosody")
+    sys.path.insert(0, str(BENCH.parents[1]))
+    from bench.servers import ProsodyBench, ProsodyGenerationalBench
+    from tests.peers.certs import self_signed
+
+    pair = self_signed(tmp_path / "certs", ["localhost"])
+    plain = ProsodyBench(tmp_path / "p")._server._config(pair.cert, pair.key)
+    variant = ProsodyGenerationalBench(tmp_path / "v")._server._config(pair.cert, pair.key)
+    collector = 'gc = { ["mode"] = "generational"; }'
+    head, _, hosts = variant.partition("\nVirtualHost ")
+    assert collector in head.splitlines()  # a global option, before the first host
+    assert collector not in plain
+
+    def options(config: str) -> list[str]:
+        return [line.split(" = ")[0] for line in config.partition("\nVirtualHost ")[0].splitlines() if " = " in line]
+
+    assert options(variant) == [*options(plain), "gc"]
+    assert hosts.count("\n") == plain.partition("\nVirtualHost ")[2].count("\n")
