@@ -18,6 +18,8 @@ OpenSSL 3.0; none of them has a keying-material exporter on ``SSLObject`` or ``S
 
 from __future__ import annotations
 
+import functools
+
 from cryptography import x509
 from cryptography.exceptions import UnsupportedAlgorithm
 from cryptography.hazmat.primitives import hashes
@@ -25,12 +27,14 @@ from cryptography.hazmat.primitives import hashes
 __all__ = ["tls_server_end_point"]
 
 
+@functools.lru_cache(maxsize=64)
 def tls_server_end_point(certificate_der: bytes) -> bytes:
     """The hash of the server certificate (RFC 5929 §4.1): with the hash of the certificate's signature
     algorithm, SHA-256 when that is MD5 or SHA-1.
 
     Raises ``ValueError`` for bytes that are not a DER certificate, and for signatures with no single hash
-    (Ed25519, Ed448), for which RFC 5929 §4.1 leaves the binding undefined.
+    (Ed25519, Ed448), for which RFC 5929 §4.1 leaves the binding undefined. Cached: a server computes it for
+    its own few certificates on every TLS connection.
     """
     cert = x509.load_der_x509_certificate(certificate_der)
     try:
