@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from pathlib import Path
@@ -209,10 +210,22 @@ class Server:
         await self.stop()
 
 
+def freeze_startup_objects() -> None:
+    """Move everything alive once the server has started (modules, configuration, hosts: most of the objects
+    the process will ever track) out of reach of the cyclic garbage collector (``gc.freeze``). A full
+    collection otherwise walks all of them again and again, and the loop stands still meanwhile: with 1,000
+    BOSH sessions that was the whole of the delivery p99 (141 ms -> 2.5 ms, docs/benchmarks.md). For a
+    serving process only; objects made later are collected as before."""
+    gc.collect()
+    gc.freeze()
+    log.debug("%d objects frozen out of garbage collection", gc.get_freeze_count())
+
+
 async def run_server(config: ServerConfig, *, on_started: object = None) -> None:
     """Run until SIGTERM or SIGINT, then shut down gracefully."""
     server = Server(config)
     await server.start()
+    freeze_startup_objects()
     loop = asyncio.get_running_loop()
     stop = asyncio.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):

@@ -230,7 +230,7 @@ async def _stop_all(workers: list[_Worker]) -> None:
 
 async def run_worker(config: ServerConfig, index: int, directory: Path, pipes: WorkerPipes) -> int:
     """Serve as worker ``index`` until SIGTERM/SIGINT (status 0), a lost link or the supervisor's end (1)."""
-    from jaybird.server.app import Server
+    from jaybird.server.app import Server, freeze_startup_objects
     from jaybird.server.workers.mesh import WorkerMesh
 
     loop = asyncio.get_running_loop()
@@ -252,6 +252,7 @@ async def run_worker(config: ServerConfig, index: int, directory: Path, pipes: W
     server = Server(config, mesh=mesh)
     try:
         await server.start()
+        freeze_startup_objects()
         os.write(pipes.ready, _READY)
         os.close(pipes.ready)
         waits = [asyncio.ensure_future(e.wait()) for e in (stop, mesh.failed, orphaned)]
