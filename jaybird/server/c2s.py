@@ -43,6 +43,7 @@ from jaybird.stream.config import ReceivingConfig
 from jaybird.stream.feature import FeatureAnswered
 from jaybird.stream.framing import Framing
 from jaybird.stream.machine import Phase, XMPPStream
+from jaybird.transport.pipe import BytePipe
 from jaybird.transport.tls import channel_bindings
 from jaybird.xml.element import Element
 
@@ -52,7 +53,6 @@ log = logging.getLogger("jaybird.server.c2s")
 
 _C = StreamErrorCondition
 _STANZAS: Final = frozenset(ns.clark(ns.CLIENT, name) for name in ("message", "presence", "iq"))
-_READ_SIZE: Final = 64 * 1024
 #: After our close tag, how long the client gets to send its own (RFC 6120 §4.4) before the socket closes.
 CLOSE_WAIT_S: Final = 2.0
 #: Bytes queued for a client that does not read before it is cut off (a slow reader must not eat memory).
@@ -102,54 +102,43 @@ class C2STransport(Protocol):
 class TCPTransport:
     """A plain or TLS TCP connection (RFC 6120): bytes both ways, upgraded in place by STARTTLS."""
 
+    __slots__ = ("_pipe",)
     framing: Final = Framing.TCP
     redirect: Final[str | None] = None
 
-    def __init__(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, direct_tls: bool) -> None:
-        self._reader = reader
-        self._writer = writer
-        self._secure = direct_tls
+    def __init__(self, pipe: BytePipe) -> None:
+        self._pipe = pipe
 
     @property
     def peer_address(self) -> tuple[str, int] | None:
-        peer = self._writer.get_extra_info("peername")
-        return (str(peer[0]), int(peer[1])) if peer else None
+        return self._pipe.peer_address
 
     @property
     def is_secure(self) -> bool:
-        return self._secure
+        return self._pipe.is_secure
 
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj if isinstance(obj, ssl.SSLObject) else None
+        return self._pipe.ssl_object
 
     async def read(self) -> bytes:
-        return await self._reader.read(_READ_SIZE)
+        return await self._pipe.read()
 
     def write(self, frames: Sequence[bytes]) -> None:
-        self._writer.writelines(frames)
+        self._pipe.writelines(frames)
 
     async def drain(self) -> None:
-        await self._writer.drain()
-
-    def hold_reads(self) -> None:
-        """Read nothing more until :meth:`start_tls`: once <proceed/> is out the client's next bytes are its
-        ClientHello, which must reach the TLS layer, not the stream reader's buffer (start_tls resumes)."""
-        transport = self._writer.transport
-        if isinstance(transport, asyncio.ReadTransport):
-            transport.pause_reading()
+        await self._pipe.drain()
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
-        await self._writer.start_tls(context, ssl_handshake_timeout=timeout)
-        self._secure = True
+        # Whatever the client sent after <proceed/> and before this call is its ClientHello: the pipe keeps it.
+        await self._pipe.start_tls(context, server_side=True, timeout=timeout)
 
     def close(self) -> None:
-        if not self._writer.is_closing():
-            self._writer.close()
+        self._pipe.close()
 
     async def wait_closed(self) -> None:
-        await self._writer.wait_closed()
+        await self._pipe.wait_closed()
 
 
 @dataclass(frozen=True, slots=True)
@@ -166,21 +155,9 @@ class C2SContext:
 class C2SConnection:
     """A client connection; after binding, a :class:`~jaybird.server.api.Session`."""
 
-    def __init__(
-        self,
-        context: C2SContext,
-        reader: asyncio.StreamReader | None = None,
-        writer: asyncio.StreamWriter | None = None,
-        *,
-        direct_tls: bool = False,
-        transport: C2STransport | None = None,
-    ) -> None:
-        """Over TCP give ``reader`` and ``writer``; over WebSocket or BOSH, the ``transport``."""
+    def __init__(self, context: C2SContext, transport: C2STransport) -> None:
+        """``transport`` is a :class:`TCPTransport` (TLS already up on a direct TLS port), a WebSocket or BOSH."""
         self._ctx = context
-        if transport is None:
-            if reader is None or writer is None:
-                raise TypeError("give reader and writer, or a transport")
-            transport = TCPTransport(reader, writer, direct_tls=direct_tls)
         self._transport = transport
         framing = transport.framing
         direct_tls = transport.is_secure
@@ -479,8 +456,6 @@ class C2SConnection:
         return channel_bindings(ssl_object, server_side=True, own_cert_der=own)
 
     async def _start_tls(self) -> list[ev.Event]:
-        if isinstance(self._transport, TCPTransport):  # the only transport that offers STARTTLS
-            self._transport.hold_reads()
         self._flush()
         await self._outbox.written()  # <proceed/> must be out before the handshake (RFC 6120 §5.4.3.3)
         if self._writer_done:

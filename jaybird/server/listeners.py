@@ -7,14 +7,14 @@ import collections
 import errno
 import logging
 import ssl
-from collections.abc import Callable
 
 from jaybird.errors import StreamError, StreamErrorCondition
-from jaybird.server.c2s import C2SConnection, C2SContext
+from jaybird.server.c2s import C2SConnection, C2SContext, TCPTransport
 from jaybird.server.config import ALL_INTERFACES
 from jaybird.server.shutdown import close_and_wait
 from jaybird.stream.config import ReceivingConfig
 from jaybird.stream.machine import XMPPStream
+from jaybird.transport.pipe import BytePipe
 
 __all__ = ["C2SListeners"]
 
@@ -56,36 +56,26 @@ class C2SListeners:
 
     async def start(self) -> None:
         c2s = self._ctx.config.listeners.c2s
-        timeout = self._ctx.config.limits.handshake_timeout_s
         try:
             for interface in c2s.interfaces:
-                await self._listen(interface, c2s.port, self._accept(direct_tls=False), None, timeout)
-                await self._listen(
-                    interface, c2s.tls_port, self._accept(direct_tls=True), self._ctx.tls.direct_context, timeout
-                )
+                await self._listen(interface, c2s.port, direct_tls=False)
+                await self._listen(interface, c2s.tls_port, direct_tls=True)
         except BaseException:
             await self.stop_accepting()
             raise
         for host, port in self.addresses:
             log.info("listening for clients on %s port %d", host, port)
 
-    async def _listen(
-        self,
-        interface: str,
-        port: int,
-        handler: Callable[[asyncio.StreamReader, asyncio.StreamWriter], asyncio.Future[None] | None],
-        ssl_context: ssl.SSLContext | None,
-        timeout: float,
-    ) -> None:
+    async def _listen(self, interface: str, port: int, *, direct_tls: bool) -> None:
+        def accepted(pipe: BytePipe) -> None:
+            task = asyncio.ensure_future(self._serve(pipe, direct_tls=direct_tls))
+            self._tasks.add(task)
+            task.add_done_callback(self._tasks.discard)
+
+        loop = asyncio.get_running_loop()
         try:
-            server = await asyncio.start_server(
-                handler,
-                interface,
-                port,
-                ssl=ssl_context,
-                ssl_handshake_timeout=timeout if ssl_context is not None else None,
-                reuse_address=True,
-                reuse_port=self._reuse_port,
+            server = await loop.create_server(
+                lambda: BytePipe(accepted), interface, port, reuse_address=True, reuse_port=self._reuse_port
             )
         except OSError as exc:
             if exc.errno in _MISSING_ADDRESS and interface in ALL_INTERFACES and interface != ALL_INTERFACES[0]:
@@ -94,24 +84,21 @@ class C2SListeners:
             raise OSError(exc.errno, f"cannot listen on {interface} port {port}: {exc.strerror}") from exc
         self._servers.append(server)
 
-    def _accept(
-        self, *, direct_tls: bool
-    ) -> Callable[[asyncio.StreamReader, asyncio.StreamWriter], asyncio.Future[None] | None]:
-        def accept(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> asyncio.Future[None] | None:
-            task = asyncio.ensure_future(self._serve(reader, writer, direct_tls=direct_tls))
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
-            return None
-
-        return accept
-
-    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter, *, direct_tls: bool) -> None:
-        connection = self._connection_class(self._ctx, reader, writer, direct_tls=direct_tls)
+    async def _serve(self, pipe: BytePipe, *, direct_tls: bool) -> None:
+        if direct_tls:
+            # XEP-0368: TLS from the first byte, within the negotiation deadline; XMPP starts once it is up.
+            timeout = self._ctx.config.limits.handshake_timeout_s
+            try:
+                await pipe.start_tls(self._ctx.tls.direct_context, server_side=True, timeout=timeout)
+            except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
+                log.info("%s: TLS handshake failed: %s", _peer(pipe), exc or type(exc).__name__)
+                return
+        connection = self._connection_class(self._ctx, TCPTransport(pipe))
         ip = connection.ip
         limit = self._ctx.config.limits.max_connections_per_ip
         if self._per_ip[ip] >= limit:
             log.warning("%s: refused, %d connections from %s already", connection.peer, limit, ip)
-            await self._refuse(writer, StreamError(StreamErrorCondition.POLICY_VIOLATION, "too many connections"))
+            await self._refuse(pipe, StreamError(StreamErrorCondition.POLICY_VIOLATION, "too many connections"))
             return
         self._per_ip[ip] += 1
         self.connections.add(connection)
@@ -124,18 +111,18 @@ class C2SListeners:
             if self._per_ip[ip] <= 0:
                 del self._per_ip[ip]
 
-    async def _refuse(self, writer: asyncio.StreamWriter, error: StreamError) -> None:
+    async def _refuse(self, pipe: BytePipe, error: StreamError) -> None:
         # A header, the error and the close tag (RFC 6120 §4.9.1.2), then the socket closes.
         stream = XMPPStream(ReceivingConfig(domains=frozenset(self._ctx.hosts), tls_required=False))
         stream.close(error)
         try:
-            writer.write(stream.data_to_send())
+            pipe.write(stream.data_to_send())
             async with asyncio.timeout(2.0):
-                await writer.drain()
+                await pipe.drain()
         except (ConnectionError, OSError, TimeoutError):
             pass
         finally:
-            writer.close()
+            pipe.close()
 
     async def stop_accepting(self) -> None:
         for server in self._servers:
@@ -149,3 +136,10 @@ class C2SListeners:
     async def close_all(self, error: StreamError, timeout: float) -> None:
         """Close every connection with ``error`` and wait (at most ``timeout``) for them to end."""
         await close_and_wait(self.connections, self._tasks, error, timeout)
+
+
+def _peer(pipe: BytePipe) -> str:
+    peer = pipe.peer_address
+    if peer is None:
+        return "unknown"
+    return f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
