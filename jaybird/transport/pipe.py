@@ -102,6 +102,11 @@ class BytePipe(asyncio.Protocol):
     def is_closing(self) -> bool:
         return self._closing or self._lost
 
+    @property
+    def write_buffer_size(self) -> int:
+        """Bytes written and not yet taken by the kernel."""
+        return 0 if self._transport is None else self._transport.get_write_buffer_size()
+
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
         assert isinstance(transport, asyncio.Transport)

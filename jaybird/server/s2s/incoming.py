@@ -7,7 +7,6 @@ back to the authoritative server. Stanzas are routed once the machine's check (R
 
 from __future__ import annotations
 
-import asyncio
 import logging
 import ssl
 from typing import TYPE_CHECKING
@@ -21,6 +20,7 @@ from jaybird.stream.features.dialback import DIALBACK_NAME, DialbackVerdict, Ver
 from jaybird.stream.features.s2s import bidi_feature, s2s_features, sasl_external_feature
 from jaybird.stream.machine import XMPPStream
 from jaybird.stream.state import StreamKind
+from jaybird.transport.pipe import BytePipe
 
 if TYPE_CHECKING:
     from jaybird.server.s2s.service import S2SService
@@ -32,9 +32,9 @@ _C = StreamErrorCondition
 
 
 class IncomingLink(Link):
-    def __init__(self, service: S2SService, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+    def __init__(self, service: S2SService, pipe: BytePipe) -> None:
         config = service.config
-        peer = writer.get_extra_info("peername")
+        peer = pipe.peer_address
         self.peer = f"{peer[0]}:{peer[1]}" if peer else "unknown"
         self.service = service
         self._chain_verified = False
@@ -54,8 +54,7 @@ class IncomingLink(Link):
         stream = XMPPStream(receiving, features, max_stanza_bytes=config.limits.max_stanza_bytes)
         super().__init__(
             stream,
-            reader,
-            writer,
+            pipe,
             name=f"s2s in {self.peer}",
             negotiation_timeout=config.s2s.negotiation_timeout_s,
             idle_timeout=config.s2s.idle_timeout_s,

@@ -17,25 +17,24 @@ from typing import Final
 from jaybird.errors import StreamError, StreamErrorCondition
 from jaybird.stream import events as ev
 from jaybird.stream.machine import Phase, XMPPStream
+from jaybird.transport.pipe import BytePipe
 from jaybird.xml.element import Element
 
 __all__ = ["MAX_BACKLOG", "Link"]
 
 log = logging.getLogger("jaybird.server.s2s")
 
-_READ_SIZE: Final = 64 * 1024
 MAX_BACKLOG: Final = 4 * 1024 * 1024
 _C = StreamErrorCondition
 
 
 class Link:
-    """Drives ``stream`` over ``reader``/``writer`` until either side ends it. ``run()`` never raises."""
+    """Drives ``stream`` over ``pipe`` until either side ends it. ``run()`` never raises."""
 
     def __init__(
         self,
         stream: XMPPStream,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        pipe: BytePipe,
         *,
         name: str,
         negotiation_timeout: float,
@@ -43,8 +42,7 @@ class Link:
     ) -> None:
         self.stream = stream
         self.name = name
-        self._reader = reader
-        self._writer = writer
+        self._pipe = pipe
         self._deadline = time.monotonic() + negotiation_timeout
         self._idle_timeout = idle_timeout
         self.last_activity = time.monotonic()
@@ -75,11 +73,11 @@ class Link:
 
     def flush(self) -> None:
         data = self.stream.data_to_send()
-        if not data or self._writer.is_closing():
+        pipe = self._pipe
+        if not data or pipe.is_closing():
             return
-        self._writer.write(data)
-        transport = self._writer.transport
-        if transport is not None and transport.get_write_buffer_size() > MAX_BACKLOG:
+        pipe.write(data)
+        if pipe.write_buffer_size > MAX_BACKLOG:
             log.warning("%s: the peer does not read its stream; closing", self.name)
             self.close(StreamError(_C.RESOURCE_CONSTRAINT, "too much unread data"))
 
@@ -94,14 +92,17 @@ class Link:
     # -- TLS ------------------------------------------------------------------------------------------------------
     @property
     def ssl_object(self) -> ssl.SSLObject | None:
-        obj = self._writer.get_extra_info("ssl_object")
-        return obj if isinstance(obj, ssl.SSLObject) else None
+        return self._pipe.ssl_object
 
     async def start_tls(self, context: ssl.SSLContext, server_hostname: str | None) -> None:
+        """The handshake, within the negotiation deadline: as the receiving side when ``server_hostname`` is
+        None, else as the initiating side checking that name."""
         self.flush()
-        await self._writer.drain()
+        await self._pipe.drain()
         remaining = max(1.0, self._deadline - time.monotonic())
-        await self._writer.start_tls(context, server_hostname=server_hostname, ssl_handshake_timeout=remaining)
+        await self._pipe.start_tls(
+            context, server_side=server_hostname is None, server_hostname=server_hostname, timeout=remaining
+        )
 
     # -- running --------------------------------------------------------------------------------------------------
     def _timeout(self) -> float:
@@ -119,17 +120,17 @@ class Link:
             self._ended.set()
             with contextlib.suppress(Exception):
                 self.flush()
-            self._writer.close()
+            self._pipe.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
-                    await self._writer.wait_closed()
+                    await self._pipe.wait_closed()
             log.info("%s: closed (%s)", self.name, self.reason or "connection lost")
             await self.finished()
 
     async def _read_loop(self) -> None:
         stream = self.stream
         while not stream.closed and not self._ended.is_set():
-            read = asyncio.ensure_future(self._reader.read(_READ_SIZE))
+            read = asyncio.ensure_future(self._pipe.read())
             ended = asyncio.ensure_future(self._ended.wait())
             try:
                 done, _ = await asyncio.wait({read, ended}, timeout=self._timeout(), return_when="FIRST_COMPLETED")

@@ -29,6 +29,7 @@ from jaybird.stream.machine import XMPPStream
 from jaybird.stream.state import StreamKind
 from jaybird.transport.dns import Target, resolve_xmpp
 from jaybird.transport.errors import ServiceNotAvailableError
+from jaybird.transport.pipe import BytePipe
 from jaybird.transport.tls import ALPN_SERVER
 
 if TYPE_CHECKING:
@@ -56,8 +57,7 @@ class OutgoingLink(Link):
         remote: str,
         local: str,
         stream: XMPPStream,
-        reader: asyncio.StreamReader,
-        writer: asyncio.StreamWriter,
+        pipe: BytePipe,
         *,
         verify_chain: bool,
         on_event: Callable[[OutgoingLink, ev.Event], Awaitable[None]],
@@ -65,8 +65,7 @@ class OutgoingLink(Link):
         config = service.config.s2s
         super().__init__(
             stream,
-            reader,
-            writer,
+            pipe,
             name=f"s2s out {local}->{remote}",
             negotiation_timeout=config.negotiation_timeout_s,
             idle_timeout=config.idle_timeout_s,
@@ -171,13 +170,13 @@ async def open_link(
             context.set_alpn_protocols([ALPN_SERVER])
         try:
             async with asyncio.timeout(config.connect_timeout_s):
-                reader, writer = await asyncio.open_connection(
-                    target.host,
-                    target.port,
-                    ssl=context,
-                    server_hostname=remote if context else None,
-                    happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY,
+                _, pipe = await asyncio.get_running_loop().create_connection(
+                    BytePipe, target.host, target.port, happy_eyeballs_delay=_HAPPY_EYEBALLS_DELAY
                 )
+                if context is not None:  # XEP-0368 direct TLS: the certificate is checked against the domain
+                    await pipe.start_tls(
+                        context, server_side=False, server_hostname=remote, timeout=config.connect_timeout_s
+                    )
         except ssl.SSLCertVerificationError as exc:
             raise _CertificateRefused(str(exc)) from exc
         except (OSError, TimeoutError) as exc:
@@ -191,9 +190,7 @@ async def open_link(
             already_secure=context is not None,
         )
         stream = XMPPStream(initiating, features, max_stanza_bytes=service.config.limits.max_stanza_bytes)
-        link = OutgoingLink(
-            service, remote, local, stream, reader, writer, verify_chain=verify_chain, on_event=on_event
-        )
+        link = OutgoingLink(service, remote, local, stream, pipe, verify_chain=verify_chain, on_event=on_event)
         if context is not None:
             link.check_certificate()
         link.flush()

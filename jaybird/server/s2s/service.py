@@ -24,6 +24,7 @@ from jaybird.stanza import Iq, Message, Presence, wrap
 from jaybird.stream.feature import StreamFeature
 from jaybird.stream.features.dialback import VerifyRequest, dialback_feature
 from jaybird.transport.dns import Target
+from jaybird.transport.pipe import BytePipe
 from jaybird.xml.element import Element
 
 __all__ = ["S2SService"]
@@ -82,7 +83,9 @@ class S2SService:
         listener = self.config.listeners.s2s
         for interface in listener.interfaces:
             try:
-                server = await asyncio.start_server(self._accept, interface, listener.port, reuse_address=True)
+                server = await asyncio.get_running_loop().create_server(
+                    lambda: BytePipe(self._accepted), interface, listener.port, reuse_address=True
+                )
             except OSError as exc:
                 if interface == "::" and len(listener.interfaces) > 1:
                     log.warning("not listening for servers on %s: %s", interface, exc.strerror)
@@ -172,14 +175,15 @@ class S2SService:
         return True
 
     # -- incoming --------------------------------------------------------------------------------------------------
-    async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
-        link = IncomingLink(self, reader, writer)
+    def _accepted(self, pipe: BytePipe) -> None:
+        task = asyncio.ensure_future(self._serve(pipe))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    async def _serve(self, pipe: BytePipe) -> None:
+        link = IncomingLink(self, pipe)
         log.info("%s: connection", link.name)
         self.incoming.add(link)
-        task = asyncio.current_task()
-        if task is not None:
-            self._tasks.add(task)
-            task.add_done_callback(self._tasks.discard)
         try:
             await link.run()
         finally:
