@@ -19,7 +19,7 @@ import contextlib
 import logging
 import ssl
 from collections.abc import Callable, Sequence
-from typing import Final
+from typing import Final, cast
 
 from jaybird.errors import LocalProtocolError
 
@@ -109,9 +109,9 @@ class BytePipe(asyncio.Protocol):
 
     # -- asyncio.Protocol -----------------------------------------------------------------------------------
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self._transport = transport
-        peer = transport.get_extra_info("peername")
+        # A TCP transport; uvloop's do not inherit asyncio.Transport, hence no isinstance check.
+        self._transport = cast(asyncio.Transport, transport)
+        peer = self._transport.get_extra_info("peername")
         if peer:
             self._peer = (str(peer[0]), int(peer[1]))
         if self._on_connected is not None:
