@@ -47,7 +47,7 @@ from jaybird.transport.pipe import BytePipe
 from jaybird.transport.tls import channel_bindings
 from jaybird.xml.element import Element
 
-__all__ = ["C2SConnection", "C2SContext", "C2STransport", "TCPTransport", "is_loopback"]
+__all__ = ["C2SConnection", "C2SContext", "C2STransport", "TCPTransport", "is_loopback", "peer_label"]
 
 log = logging.getLogger("jaybird.server.c2s")
 
@@ -60,6 +60,13 @@ MAX_BACKLOG: Final = 8 * 1024 * 1024
 #: A client quiet this long gets its XML parser freed (rebuilt by its next bytes): an expat parser keeps every
 #: buffer it grew, ~20 KB after a login and up to a read's size after a burst, and most clients are idle.
 PARSER_RELEASE_AFTER_S: Final = 10.0
+
+
+def peer_label(peer: tuple[str, int] | None) -> str:
+    """How logs name a client's address: ``ip:port``, ``[ipv6]:port``."""
+    if peer is None:
+        return "unknown:0"
+    return f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
 
 
 def is_loopback(ip: str) -> bool:
@@ -163,7 +170,7 @@ class C2SConnection:
         direct_tls = transport.is_secure
         peer = transport.peer_address
         self.ip: str = str(peer[0]) if peer else "unknown"
-        self.peer: str = f"[{self.ip}]:{peer[1]}" if peer and ":" in self.ip else f"{self.ip}:{peer[1] if peer else 0}"
+        self.peer: str = peer_label(peer)
         config = context.config
         limits = config.limits
         tls_required = config.tls.require_c2s and not (config.tls.allow_plain_on_loopback and is_loopback(self.ip))

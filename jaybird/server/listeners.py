@@ -9,7 +9,7 @@ import logging
 import ssl
 
 from jaybird.errors import StreamError, StreamErrorCondition
-from jaybird.server.c2s import C2SConnection, C2SContext, TCPTransport
+from jaybird.server.c2s import C2SConnection, C2SContext, TCPTransport, peer_label
 from jaybird.server.config import ALL_INTERFACES
 from jaybird.server.shutdown import close_and_wait
 from jaybird.stream.config import ReceivingConfig
@@ -91,7 +91,7 @@ class C2SListeners:
             try:
                 await pipe.start_tls(self._ctx.tls.direct_context, server_side=True, timeout=timeout)
             except (ssl.SSLError, ConnectionError, OSError, TimeoutError) as exc:
-                log.info("%s: TLS handshake failed: %s", _peer(pipe), exc or type(exc).__name__)
+                log.info("%s: TLS handshake failed: %s", peer_label(pipe.peer_address), exc or type(exc).__name__)
                 return
         connection = self._connection_class(self._ctx, TCPTransport(pipe))
         ip = connection.ip
@@ -136,10 +136,3 @@ class C2SListeners:
     async def close_all(self, error: StreamError, timeout: float) -> None:
         """Close every connection with ``error`` and wait (at most ``timeout``) for them to end."""
         await close_and_wait(self.connections, self._tasks, error, timeout)
-
-
-def _peer(pipe: BytePipe) -> str:
-    peer = pipe.peer_address
-    if peer is None:
-        return "unknown"
-    return f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"

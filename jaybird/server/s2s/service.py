@@ -176,9 +176,7 @@ class S2SService:
 
     # -- incoming --------------------------------------------------------------------------------------------------
     def _accepted(self, pipe: BytePipe) -> None:
-        task = asyncio.ensure_future(self._serve(pipe))
-        self._tasks.add(task)
-        task.add_done_callback(self._tasks.discard)
+        self.spawn(self._serve(pipe), name=f"s2s in {pipe.peer_address}")
 
     async def _serve(self, pipe: BytePipe) -> None:
         link = IncomingLink(self, pipe)
