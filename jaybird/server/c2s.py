@@ -212,6 +212,7 @@ class C2SConnection:
         self._jid: JID | None = None
         self._bound = False
         self._ready = False
+        self._mechanism = ""
         self.reason: str | None = None
         self.close_error: StreamError | None = None
         # -- the Session attributes modules read and write ------------------------------------------------------
@@ -431,7 +432,9 @@ class C2SConnection:
             elif isinstance(event, ev.CredentialsRequired):
                 await self._handle(self._stream.provide_credentials(await self._credentials(event)))
             elif isinstance(event, ev.Authenticated):
-                log.info("%s: authenticated as %s (%s)", self.peer, event.identity, event.mechanism)
+                # Announced at info with the bound session (one line per session start); alone only in debug.
+                self._mechanism = event.mechanism
+                log.debug("%s: authenticated as %s (%s)", self.peer, event.identity, event.mechanism)
             elif isinstance(event, ev.AuthenticationFailed):
                 self._ctx.throttle.record_failure(self.ip)
                 log.warning("%s: authentication failed: %s", self.peer, event.error.condition.value)
@@ -530,7 +533,7 @@ class C2SConnection:
         if self._watchdog is not None:  # armed for the negotiation deadline: from now on, idleness counts
             self._watchdog.cancel()
             self._watch()
-        log.info("%s: session bound from %s", self, self.peer)
+        log.info("%s: session bound from %s, authenticated as %s (%s)", self, self.peer, self.jid.bare, self._mechanism)
         await self.host.hooks.fire(SessionStarted(self))
 
     async def _on_stanza(self, element: Element) -> None:

@@ -5,17 +5,50 @@ from __future__ import annotations
 import json
 import logging
 import sys
+import time
 
 from jaybird.server.config import LoggingConfig
 
-__all__ = ["JSONFormatter", "configure_logging"]
+__all__ = ["JSONFormatter", "TextFormatter", "configure_logging"]
 
 _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARNING, "error": logging.ERROR}
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
+class _SecondCache:
+    """``formatTime`` without ``strftime`` for every record: the text of the current second is kept."""
+
+    def __init__(self) -> None:
+        self._second = -1
+        self._text = ""
+
+    def text(self, formatter: logging.Formatter, record: logging.LogRecord) -> str:
+        second = int(record.created)
+        if second != self._second:
+            self._second, self._text = second, time.strftime(formatter.default_time_format, formatter.converter(second))
+        return f"{self._text},{int(record.msecs):03d}"
+
+
+class TextFormatter(logging.Formatter):
+    """The text lines (:data:`TEXT_FORMAT`)."""
+
+    def __init__(self) -> None:
+        super().__init__(TEXT_FORMAT)
+        self._seconds = _SecondCache()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self._seconds.text(self, record)
+
+
 class JSONFormatter(logging.Formatter):
     """One JSON object per line, for log collectors."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._seconds = _SecondCache()
+
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
+        return self._seconds.text(self, record)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {
@@ -32,7 +65,13 @@ class JSONFormatter(logging.Formatter):
 def configure_logging(config: LoggingConfig, *, verbose: int = 0) -> None:
     """Log to stderr at the configured level (``-v`` lowers it to debug)."""
     handler = logging.StreamHandler(sys.stderr)
-    handler.setFormatter(JSONFormatter() if config.format == "json" else logging.Formatter(TEXT_FORMAT))
+    handler.setFormatter(JSONFormatter() if config.format == "json" else TextFormatter())
+    # Neither format shows the caller, thread or process: the logging HOWTO's "Optimization" switches skip
+    # collecting them for every record (the stack walk of findCaller is the dearest part of a log call).
+    logging._srcfile = None
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     level = logging.DEBUG if verbose else _LEVELS[config.level]
     logging.basicConfig(level=level, handlers=[handler], force=True)
     # Schema migrations announce themselves at every start; only their problems are worth a line.

@@ -225,6 +225,15 @@ class StreamFeature:
     #: Its elements keep being accepted once the stream is ready, even after it was negotiated (XEP-0220
     #: dialback for further domains on one s2s stream). Such a feature keeps the stream off the fast path.
     persistent: bool = False
+    # The two bit sets as ints: ``usable`` runs for every feature after every stream header, and Flag
+    # arithmetic builds enum members through the enum machinery on each operation.
+    _need: int = field(init=False, repr=False, compare=False)
+    _forbid: int = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "_need", self.necessary.value)
+        object.__setattr__(self, "_forbid", self.prohibited.value)
 
     def usable(self, state: SessionState) -> bool:
-        return (state & self.necessary) == self.necessary and not (state & self.prohibited)
+        value: int = state._value_
+        return value & self._need == self._need and not value & self._forbid

@@ -47,6 +47,9 @@ class DiscoModule(ServerModule):
         super().__init__(host, options)
         self.caps_node = DEFAULT_CAPS_NODE
         self._items: list[DiscoItem] = []
+        # (features, identities) -> ver: the hash is computed again only when what it covers changed.
+        self._caps_key: tuple[frozenset[str], tuple[Identity, ...]] | None = None
+        self._caps_ver = ""
 
     async def load(self) -> None:
         self.caps_node = self.options.get_str("caps_node", DEFAULT_CAPS_NODE)
@@ -78,8 +81,11 @@ class DiscoModule(ServerModule):
 
     def caps_ver(self) -> str:
         """The XEP-0115 ``ver`` of the server's current disco#info (changes when modules load or unload)."""
-        info = self.server_info()
-        return caps_ver(info.identities, info.features, info.forms)
+        key = (self.host.features(), tuple(self.host.identities()))
+        if key != self._caps_key:
+            info = self.server_info()
+            self._caps_key, self._caps_ver = key, caps_ver(info.identities, info.features, info.forms)
+        return self._caps_ver
 
     def caps_element(self) -> Element:
         """``<c xmlns='http://jabber.org/protocol/caps'/>`` for the server's stream features (XEP-0115 §6.3)."""
