@@ -30,6 +30,7 @@ __all__ = [
     "prepare_localpart",
     "prepare_resourcepart",
     "unescape_local",
+    "username_case_mapped",
 ]
 
 #: RFC 7622 §3.1: each part is at most 1023 octets (UTF-8, prepared form).
@@ -47,6 +48,10 @@ _OPAQUE: Final = precis_i18n.get_profile("OpaqueString")
 # RFC 7622 §3.3.1: allowed by the PRECIS IdentifierClass but excluded from localparts.
 _LOCAL_EXCLUDED_RE: Final = re.compile("[\"&'/:<>@]")
 _ALL_DIGITS_RE: Final = re.compile(r"[0-9]+(?:\.[0-9]+)*")
+# Printable ASCII, the common case: both PRECIS profiles leave it as it is (UsernameCaseMapped lowercases it and
+# refuses the space), so the full preparation, a per-character table walk, is only needed beyond it.
+_ASCII_ID_RE: Final = re.compile("[\x21-\x7e]+")
+_ASCII_TEXT_RE: Final = re.compile("[\x20-\x7e]+")
 
 
 class JIDPart(enum.StrEnum):
@@ -91,11 +96,18 @@ def _check_raw(part: JIDPart, raw: str) -> None:
         raise JIDError(part, f"is longer than {MAX_PART_BYTES} bytes")
 
 
+def username_case_mapped(raw: str) -> str:
+    """The PRECIS ``UsernameCaseMapped`` profile (RFC 8265 §3.3); raises UnicodeEncodeError for a refused string."""
+    if _ASCII_ID_RE.fullmatch(raw):
+        return raw.lower()
+    return str(_USERNAME.enforce(raw))
+
+
 def prepare_localpart(raw: str) -> str:
     """RFC 7622 §3.3: UsernameCaseMapped, then the excluded characters. Raises :class:`JIDError`."""
     _check_raw(JIDPart.LOCAL, raw)
     try:
-        prepared: str = _USERNAME.enforce(raw)
+        prepared = username_case_mapped(raw)
     except UnicodeEncodeError as exc:
         _precis_error(JIDPart.LOCAL, exc)
     # checked after preparation: width mapping turns e.g. U+FF20 FULLWIDTH COMMERCIAL AT into '@'
@@ -108,6 +120,8 @@ def prepare_localpart(raw: str) -> str:
 def prepare_resourcepart(raw: str) -> str:
     """RFC 7622 §3.4: the OpaqueString profile. Raises :class:`JIDError`."""
     _check_raw(JIDPart.RESOURCE, raw)
+    if _ASCII_TEXT_RE.fullmatch(raw):
+        return _check_size(JIDPart.RESOURCE, raw)
     try:
         prepared: str = _OPAQUE.enforce(raw)
     except UnicodeEncodeError as exc:

@@ -16,15 +16,16 @@ from typing import Final
 
 import precis_i18n
 
+from jaybird.jid import username_case_mapped
+
 __all__ = ["prepare_password", "prepare_username"]
 
-_USERNAME: Final = precis_i18n.get_profile("UsernameCaseMapped")
 _PASSWORD: Final = precis_i18n.get_profile("OpaqueString")
 
 
 def prepare_username(username: str) -> str:
     """Enforce ``UsernameCaseMapped`` on an authentication identity (an account's localpart)."""
-    return str(_USERNAME.enforce(username))
+    return username_case_mapped(username)
 
 
 def prepare_password(password: str) -> str:

@@ -100,7 +100,11 @@ class C2STransport(Protocol):
 
     async def read(self) -> bytes: ...
     def write(self, frames: Sequence[bytes]) -> None: ...
-    async def drain(self) -> None: ...
+    async def drain(self, timeout: float) -> None:
+        """Wait until what was written is on its way (the send buffer below its mark, a frame sent); raises
+        TimeoutError after ``timeout`` seconds of waiting, ConnectionError once the peer is gone."""
+        ...
+
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None: ...
     def close(self) -> None: ...
     async def wait_closed(self) -> None: ...
@@ -134,8 +138,8 @@ class TCPTransport:
     def write(self, frames: Sequence[bytes]) -> None:
         self._pipe.writelines(frames)
 
-    async def drain(self) -> None:
-        await self._pipe.drain()
+    async def drain(self, timeout: float) -> None:
+        await self._pipe.drain(timeout)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         # Whatever the client sent after <proceed/> and before this call is its ClientHello: the pipe keeps it.
@@ -400,8 +404,7 @@ class C2SConnection:
             while (batch := await outbox.take()) is not None:
                 self._backlog -= sum(map(len, batch))
                 self._transport.write(batch)
-                async with asyncio.timeout(timeout):
-                    await self._transport.drain()
+                await self._transport.drain(timeout)
                 outbox.done_writing()
             # A BOSH terminate ends the session for both sides at once: no close tag is coming back.
             if self._graceful and not self._peer_closed.is_set() and self._transport.framing is not Framing.BOSH:

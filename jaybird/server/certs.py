@@ -154,9 +154,9 @@ class ServerTLS:
 
     @staticmethod
     def _sni(table: dict[str, ssl.SSLContext]) -> Callable[[ssl.SSLObject, str | None, ssl.SSLContext], None]:
-        def choose(ssl_object: ssl.SSLObject, server_name: str | None, _context: ssl.SSLContext) -> None:
+        def choose(ssl_object: ssl.SSLObject, server_name: str | None, current: ssl.SSLContext) -> None:
             chosen = table.get((server_name or "").lower().rstrip("."))
-            if chosen is not None:
+            if chosen is not None and chosen is not current:  # switching contexts costs OpenSSL a certificate reload
                 ssl_object.context = chosen
 
         return choose

@@ -221,8 +221,9 @@ class BytePipe(asyncio.Protocol):
             return
         self.write(frames[0] if len(frames) == 1 else b"".join(frames))
 
-    async def drain(self) -> None:
-        """Wait while the socket's send buffer is over its high-water mark; ConnectionError once lost."""
+    async def drain(self, timeout: float | None = None) -> None:
+        """Wait while the socket's send buffer is over its high-water mark; ConnectionError once lost,
+        TimeoutError after ``timeout`` seconds of waiting (the timer exists only when there is a wait)."""
         if self._lost:
             raise ConnectionResetError("connection lost")
         if not self._write_paused:
@@ -230,7 +231,8 @@ class BytePipe(asyncio.Protocol):
         waiter = self._drain_waiter
         if waiter is None or waiter.done():
             waiter = self._drain_waiter = asyncio.get_running_loop().create_future()
-        await waiter
+        async with asyncio.timeout(timeout):
+            await asyncio.shield(waiter)
 
     # -- TLS ------------------------------------------------------------------------------------------------
     async def start_tls(

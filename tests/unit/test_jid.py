@@ -540,3 +540,50 @@ def test_escape_round_trips(text: str) -> None:
     escaped = escape_local(text)
     for char in " \"&'/:<>@":
         assert char not in escaped
+
+
+# --- the printable-ASCII shortcut gives what the full PRECIS preparation gives ----------------------------
+
+
+def _full_precis(profile: str, raw: str) -> str | None:
+    import precis_i18n
+
+    try:
+        return str(precis_i18n.get_profile(profile).enforce(raw))
+    except UnicodeEncodeError:
+        return None
+
+
+def _ours(prepare: Callable[[str], str], raw: str) -> str | None:
+    try:
+        return prepare(raw)
+    except JIDError:
+        return None
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40))
+def test_ascii_localpart_matches_username_case_mapped(raw: str) -> None:
+    # RFC 7622 §3.3: UsernameCaseMapped, then the excluded characters of §3.3.1.
+    expected = _full_precis("UsernameCaseMapped", raw)
+    if expected is not None and any(c in expected for c in "\"&'/:<>@"):
+        expected = None
+    assert _ours(prepare_localpart, raw) == expected
+
+
+@settings(max_examples=300)
+@given(st.text(alphabet=st.characters(min_codepoint=0x20, max_codepoint=0x7E), min_size=1, max_size=40))
+def test_ascii_resourcepart_matches_opaque_string(raw: str) -> None:
+    # RFC 7622 §3.4: the OpaqueString profile.
+    assert _ours(prepare_resourcepart, raw) == _full_precis("OpaqueString", raw)
+
+
+def test_every_printable_ascii_character_as_in_precis() -> None:
+    for code in range(0x20, 0x7F):
+        raw = chr(code) * 2
+        assert _ours(prepare_resourcepart, raw) == _full_precis("OpaqueString", raw)
+        try:
+            mapped: str | None = jid_module.username_case_mapped(raw)
+        except UnicodeEncodeError:
+            mapped = None
+        assert mapped == _full_precis("UsernameCaseMapped", raw)

@@ -161,10 +161,13 @@ class BoshSession:
                 self._buffered += len(frame)
         self._dispatch()
 
-    async def drain(self) -> None:
-        while self._buffered > _MAX_BUFFERED and not self.closed:
-            self._sent.clear()
-            await self._sent.wait()
+    async def drain(self, timeout: float) -> None:
+        if self._buffered <= _MAX_BUFFERED or self.closed:
+            return
+        async with asyncio.timeout(timeout):
+            while self._buffered > _MAX_BUFFERED and not self.closed:
+                self._sent.clear()
+                await self._sent.wait()
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         raise ConnectionError("no STARTTLS over BOSH (XEP-0206 §8)")

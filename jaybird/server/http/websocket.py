@@ -122,12 +122,13 @@ class WebSocketTransport:
                     frame = f"<close xmlns='{ns.FRAMING}' see-other-uri='{escape_attr(self._redirect)}'/>".encode()
             self._pending.append(frame.decode())
 
-    async def drain(self) -> None:
+    async def drain(self, timeout: float) -> None:
         pending, self._pending = self._pending, []
-        for text in pending:
-            if self._ws.closed:
-                raise ConnectionResetError("the WebSocket is closed")
-            await self._ws.send_str(text)
+        async with asyncio.timeout(timeout):
+            for text in pending:
+                if self._ws.closed:
+                    raise ConnectionResetError("the WebSocket is closed")
+                await self._ws.send_str(text)
 
     async def start_tls(self, context: ssl.SSLContext, timeout: float) -> None:
         raise RemoteProtocolError(StreamError(_C.POLICY_VIOLATION, "no STARTTLS over WebSocket (RFC 7395 §3.7)"))
