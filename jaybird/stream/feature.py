@@ -37,6 +37,7 @@ __all__ = [
     "Step",
     "StreamFeature",
     "TLSEstablished",
+    "always",
 ]
 
 
@@ -168,6 +169,16 @@ class Negotiation:
         """An answer the driver gives while the stream goes on (``XMPPStream.answer_feature``): for checks
         that run beside the stream rather than blocking it, such as a dialback verification (XEP-0220)."""
         raise LocalProtocolError(f"{type(answer).__name__} is not expected by this feature")
+
+
+def always(element: Element) -> Callable[[NegotiationContext], Element]:
+    """An ``advertise`` that offers the same child on every stream. Advertisements are shared and never
+    changed, so the machine can serialise a set of them it has seen before only once."""
+
+    def advertise(_ctx: NegotiationContext) -> Element:
+        return element
+
+    return advertise
 
 
 def _never(_ctx: NegotiationContext) -> bool:

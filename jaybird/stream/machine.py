@@ -89,6 +89,9 @@ __all__ = ["Phase", "XMPPStream"]
 
 _STREAM_ERROR = ns.clark(ns.STREAM, "error")
 _STREAM_FEATURES = ns.clark(ns.STREAM, "features")
+#: Serialised ``<stream:features/>`` by serialisation context and the ids of its children (see _advertise).
+_FEATURES_TEXT: dict[tuple[object, ...], tuple[tuple[Element, ...], bytes]] = {}
+_FEATURES_TEXT_MAX = 128
 _STARTTLS = ns.clark(ns.TLS, "starttls")
 _ElementReceived = parser.ElementReceived
 _C = StreamErrorCondition
@@ -608,16 +611,29 @@ class XMPPStream:
             # XEP-0114 §3: no <stream:features/>; every usable feature is implicitly on offer.
             self._advertised = [feature for feature in self._features if feature.usable(ctx.state)]
             return
-        features = Element(_STREAM_FEATURES)
+        children: list[Element] = []
         self._advertised = []
         for feature in self._features:
             if not feature.usable(ctx.state):
                 continue
             child = feature.advertise(ctx)
             if child is not None:
-                features.append(child)
+                children.append(child)
                 self._advertised.append(feature)
-        self._write(features)  # §4.3.2: after every stream header, even when empty
+        # §4.3.2: after every stream header, even when empty. Features hand out shared advertisements, so the
+        # same few sets recur on every stream: their text is kept, keyed by the identity of the children (the
+        # cache holds them, so an id cannot be reused while its entry lives).
+        key = (self._default_ns, self._content_ns, *self._prefixes.items(), *map(id, children))
+        cached = _FEATURES_TEXT.get(key)
+        if cached is None:
+            if len(_FEATURES_TEXT) >= _FEATURES_TEXT_MAX:
+                _FEATURES_TEXT.clear()
+            features = Element(_STREAM_FEATURES, children=list(children))
+            text = serialize(
+                features, default_ns=self._default_ns, content_ns=self._content_ns, prefixes=self._prefixes
+            )
+            cached = _FEATURES_TEXT[key] = (tuple(children), text.encode())
+        self._out.append(cached[1])
 
     def _on_features(self, element: Element, out: list[Event]) -> None:
         names = tuple(child.name for child in element.elements())

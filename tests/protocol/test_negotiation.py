@@ -419,3 +419,42 @@ def test_without_xep0440_the_default_binding_is_used(accounts: dict[str, Credent
     pump.run()
     assert of_type(pump.client.events, Authenticated) == [Authenticated(BARE, "SCRAM-SHA-512-PLUS")]
     assert _gs2_header(pump).startswith(b"p=tls-unique,")
+
+
+def test_features_text_follows_each_streams_advertisements() -> None:
+    """§4.3.2: the features a stream gets are those its features advertise now. Shared advertisements are
+    serialised once and reused (same bytes); a feature that builds a new child each time is written afresh."""
+    from jaybird.stream.config import ReceivingConfig
+    from jaybird.stream.feature import StreamFeature, always
+    from jaybird.stream.machine import XMPPStream
+    from tests.protocol.conftest import fixed_ids
+
+    counter = iter(range(100))
+    shared = StreamFeature(name="{urn:example:shared}s", advertise=always(Element("{urn:example:shared}s")))
+    fresh = StreamFeature(
+        name="{urn:example:fresh}f",
+        advertise=lambda _ctx: Element("{urn:example:fresh}f", {"n": str(next(counter))}),
+    )
+    header = (
+        f"<stream:stream xmlns='jabber:client' xmlns:stream='http://etherx.jabber.org/streams' to='{DOMAIN}' "
+        "version='1.0'>"
+    ).encode()
+
+    def features_of(table: tuple[StreamFeature, ...]) -> bytes:
+        server = XMPPStream(
+            ReceivingConfig(domains=frozenset({DOMAIN}), stream_id=fixed_ids(), tls_offered=False, tls_required=False),
+            table,
+        )
+        server.receive_data(header)
+        out = server.data_to_send()
+        return out[out.index(b"<stream:features") :]
+
+    assert (
+        features_of((shared,))
+        == features_of((shared,))
+        == b'<stream:features><s xmlns="urn:example:shared"/></stream:features>'
+    )
+    first, second = features_of((shared, fresh)), features_of((shared, fresh))
+    assert b'<f xmlns="urn:example:fresh" n="0"/>' in first
+    assert b'<f xmlns="urn:example:fresh" n="1"/>' in second
+    assert features_of(()) == b"<stream:features/>"

@@ -50,6 +50,7 @@ class DiscoModule(ServerModule):
         # (features, identities) -> ver: the hash is computed again only when what it covers changed.
         self._caps_key: tuple[frozenset[str], tuple[Identity, ...]] | None = None
         self._caps_ver = ""
+        self._caps_element: Element | None = None
 
     async def load(self) -> None:
         self.caps_node = self.options.get_str("caps_node", DEFAULT_CAPS_NODE)
@@ -85,11 +86,15 @@ class DiscoModule(ServerModule):
         if key != self._caps_key:
             info = self.server_info()
             self._caps_key, self._caps_ver = key, caps_ver(info.identities, info.features, info.forms)
+            self._caps_element = None
         return self._caps_ver
 
     def caps_element(self) -> Element:
         """``<c xmlns='http://jabber.org/protocol/caps'/>`` for the server's stream features (XEP-0115 §6.3)."""
-        return Caps(node=self.caps_node, ver=self.caps_ver()).to_element()
+        ver = self.caps_ver()
+        if self._caps_element is None:  # shared by every stream until the ver changes (never modified)
+            self._caps_element = Caps(node=self.caps_node, ver=ver).to_element()
+        return self._caps_element
 
     # -- handlers -------------------------------------------------------------------------------------------------
     def _server_info(self, request: IqRequest) -> DiscoInfo:

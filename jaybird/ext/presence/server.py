@@ -25,7 +25,7 @@ from jaybird.jid import JID
 from jaybird.server.api import ServerModule, Session
 from jaybird.server.events import PresenceToAccount, SessionAvailable, SessionEnded, StanzaFromClient
 from jaybird.stanza import Presence, PresenceType
-from jaybird.stream.feature import StreamFeature
+from jaybird.stream.feature import StreamFeature, always
 from jaybird.stream.state import SessionState
 from jaybird.xml.element import Element
 
@@ -36,7 +36,7 @@ PRE_APPROVAL_FEATURE = "urn:xmpp:features:pre-approval"
 PRE_APPROVAL = StreamFeature(
     name=ns.clark(PRE_APPROVAL_FEATURE, "sub"),
     necessary=SessionState.AUTHENTICATED,
-    advertise=lambda ctx: Element(ns.clark(PRE_APPROVAL_FEATURE, "sub")),
+    advertise=always(Element(ns.clark(PRE_APPROVAL_FEATURE, "sub"))),
 )
 #: Directed-presence recipients remembered per session (beyond this the oldest are forgotten).
 MAX_DIRECTED = 1000

@@ -61,7 +61,10 @@ def _advertise(ctx: NegotiationContext) -> Element | None:
         return None
     if ctx.receiving.tls_required and not ctx.state & SessionState.SECURE:
         return None
-    return Element(FEATURE)
+    return _OFFER
+
+
+_OFFER: Final = Element(FEATURE)  # shared, never changed (the machine caches what it serialised)
 
 
 def _accepts(element: Element) -> bool:

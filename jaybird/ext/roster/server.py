@@ -21,7 +21,7 @@ from jaybird.ext.roster.wire import ITEM, QUERY, RosterItem, RosterQuery, Subscr
 from jaybird.jid import JID
 from jaybird.server.api import IqRequest, IqScope, ServerModule
 from jaybird.stanza import Iq, IqType, Presence, PresenceType
-from jaybird.stream.feature import StreamFeature
+from jaybird.stream.feature import StreamFeature, always
 from jaybird.stream.state import SessionState
 from jaybird.xml.element import Element
 
@@ -39,7 +39,7 @@ def _error(condition: StanzaErrorCondition, text: str) -> StanzaError:
 ROSTER_VERSIONING = StreamFeature(
     name=ns.clark(ns.ROSTER_VER_FEATURE, "ver"),
     necessary=SessionState.AUTHENTICATED,
-    advertise=lambda ctx: Element(ns.clark(ns.ROSTER_VER_FEATURE, "ver")),
+    advertise=always(Element(ns.clark(ns.ROSTER_VER_FEATURE, "ver"))),
 )
 
 

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from jaybird import ns
 from jaybird.errors import (
     LocalProtocolError,
@@ -140,7 +142,10 @@ def _c2s(ctx: NegotiationContext) -> bool:
 
 
 def _advertise(ctx: NegotiationContext) -> Element | None:
-    return Element(_BIND) if _c2s(ctx) else None
+    return _OFFER if _c2s(ctx) else None
+
+
+_OFFER: Final = Element(_BIND)  # shared, never changed (the machine caches what it serialised)
 
 
 BIND = StreamFeature(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 
@@ -123,6 +124,14 @@ def _offered(ctx: NegotiationContext) -> tuple[str, ...]:
     config = ctx.receiving
     secure, binding_types, insecure_plain = _policy(ctx)
     names = config.mechanisms_secure if secure else config.mechanisms_plain
+    return _supported(tuple(names), secure, binding_types, insecure_plain)
+
+
+# The few combinations a server's configuration yields, computed once (every login asks two or three times).
+@functools.lru_cache(maxsize=64)
+def _supported(
+    names: tuple[str, ...], secure: bool, binding_types: tuple[str, ...], insecure_plain: bool
+) -> tuple[str, ...]:
     supported = set(
         server_mechanism_names(secure=secure, channel_binding_types=binding_types, allow_insecure_plain=insecure_plain)
     )
@@ -134,11 +143,23 @@ def _advertise(ctx: NegotiationContext) -> Element | None:
     if ctx.receiving.tls_required and not ctx.state & SessionState.SECURE:
         return None
     names = _offered(ctx)
-    if not names:
-        return None
+    return _mechanisms_element(names) if names else None
+
+
+# Advertisements are shared, never changed: the machine serialises a recurring set of them only once.
+@functools.lru_cache(maxsize=64)
+def _mechanisms_element(names: tuple[str, ...]) -> Element:
     el = Element(_MECHANISMS)
     for name in names:
         el.add(_MECHANISM, text=name)
+    return el
+
+
+@functools.lru_cache(maxsize=64)
+def _binding_types_element(types: tuple[str, ...]) -> Element:
+    el = Element(_SASL_CB)
+    for binding_type in types:
+        el.add(_CB_TYPE, {"type": binding_type})
     return el
 
 
@@ -164,10 +185,7 @@ def _advertise_binding_types(ctx: NegotiationContext) -> Element | None:
     # XEP-0440 §2: beside the mechanisms, while SASL is on offer over TLS.
     if not ctx.channel_bindings or _advertise(ctx) is None:
         return None
-    el = Element(_SASL_CB)
-    for binding in ctx.channel_bindings:
-        el.add(_CB_TYPE, {"type": binding.type})
-    return el
+    return _binding_types_element(tuple(binding.type for binding in ctx.channel_bindings))
 
 
 def _accepts(element: Element) -> bool:

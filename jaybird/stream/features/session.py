@@ -6,6 +6,8 @@ initiating side sends it only when the advertisement lacks ``<optional/>``.
 
 from __future__ import annotations
 
+from typing import Final
+
 from jaybird import ns
 from jaybird.errors import RemoteProtocolError, StanzaError, StanzaErrorCondition, StreamErrorCondition
 from jaybird.stream.feature import Negotiation, NegotiationContext, Offer, Outcome, Step, StreamFeature
@@ -24,7 +26,10 @@ _ERROR = ns.clark(ns.CLIENT, "error")
 def _advertise(ctx: NegotiationContext) -> Element | None:
     if ctx.kind is not StreamKind.C2S or not ctx.receiving.legacy_session:
         return None
-    return Element(_SESSION, children=[Element(_OPTIONAL)])
+    return _OFFER
+
+
+_OFFER: Final = Element(_SESSION, children=[Element(_OPTIONAL)])  # shared, never changed
 
 
 def _accepts(element: Element) -> bool:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Final
+
 from jaybird import ns
 from jaybird.errors import LocalProtocolError, RemoteProtocolError, StreamErrorCondition
 from jaybird.stream.events import TLSRequested
@@ -30,10 +32,12 @@ def _advertise(ctx: NegotiationContext) -> Element | None:
     config = ctx.receiving
     if not config.tls_offered:
         return None
-    el = Element(_STARTTLS)
-    if config.tls_required:
-        el.add(_REQUIRED)  # §5.4.1
-    return el
+    return _OFFER_REQUIRED if config.tls_required else _OFFER  # §5.4.1
+
+
+# Shared, never changed: the stream machine serialises an advertisement it has seen before only once.
+_OFFER: Final = Element(_STARTTLS)
+_OFFER_REQUIRED: Final = Element(_STARTTLS, children=[Element(_REQUIRED)])
 
 
 def _required(ctx: NegotiationContext) -> bool:
