@@ -138,6 +138,13 @@ class TCPTransport:
     def write(self, frames: Sequence[bytes]) -> None:
         self._pipe.writelines(frames)
 
+    def try_write(self, frames: Sequence[bytes]) -> bool:
+        """Write now unless the send buffer is full (then False: the caller waits with :meth:`drain`)."""
+        if self._pipe.write_paused:
+            return False
+        self._pipe.writelines(frames)
+        return True
+
     async def drain(self, timeout: float) -> None:
         await self._pipe.drain(timeout)
 
@@ -202,7 +209,9 @@ class C2SConnection:
             channel_binding=bindings or None,
             framing=framing,
         )
-        self._outbox = Outbox()
+        # A TCP connection is written directly at the end of the loop turn that produced the frames; the writer
+        # task then only waits for a full send buffer and closes. WebSocket and BOSH send in their drain().
+        self._outbox = Outbox(self._write_direct if isinstance(transport, TCPTransport) else None)
         self._backlog = 0
         self._writer_done = False
         self._end_queued = False
@@ -387,6 +396,14 @@ class C2SConnection:
         if frames and not self._writer_done and not self._end_queued:
             self._backlog += sum(map(len, frames))
             self._outbox.put(frames)
+
+    def _write_direct(self, frames: list[bytes]) -> bool:
+        transport = self._transport
+        assert isinstance(transport, TCPTransport)
+        if not transport.try_write(frames):
+            return False
+        self._backlog -= sum(map(len, frames))
+        return True
 
     def _end_writes(self) -> None:
         if not self._end_queued:

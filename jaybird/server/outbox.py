@@ -8,6 +8,7 @@ while someone actually waits.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 
 __all__ = ["Flag", "Outbox"]
 
@@ -44,20 +45,44 @@ class Outbox:
     ``put`` never blocks (the caller bounds the backlog); ``take`` returns everything queued so far, waiting
     for something if need be, and None once the outbox is ended and empty; ``written`` waits until the writer
     has taken and finished everything queued (``done_writing``) or has stopped (``abandon``).
+
+    With ``direct``, the writer task is only the slow path: while it idles, what is put in one turn of the
+    event loop is handed to ``direct`` at the end of that turn (one callback, one write, no task switch).
+    ``direct`` returns False when it cannot take the frames now (the transport is full); the writer task is
+    then woken to write them and wait for the transport.
     """
 
-    __slots__ = ("_ended", "_flushed", "_frames", "_taken", "_waiter")
+    __slots__ = ("_direct", "_ended", "_flushed", "_frames", "_scheduled", "_taken", "_waiter")
 
-    def __init__(self) -> None:
+    def __init__(self, direct: Callable[[list[bytes]], bool] | None = None) -> None:
         self._frames: list[bytes] = []
         self._ended = False
         self._taken = False  # the writer holds a batch it has not finished writing
         self._waiter: asyncio.Future[None] | None = None
         self._flushed: asyncio.Future[None] | None = None
+        self._direct = direct
+        self._scheduled = False  # a direct write is due at the end of this loop turn
 
     def put(self, frames: list[bytes]) -> None:
         self._frames += frames
-        self._wake()
+        if self._direct is None or self._waiter is None or self._ended:
+            self._wake()
+        elif not self._scheduled:
+            self._scheduled = True
+            asyncio.get_running_loop().call_soon(self._write_direct)
+
+    def _write_direct(self) -> None:
+        self._scheduled = False
+        # The writer may have been woken meanwhile (an end mark): then it writes, in order, what is queued.
+        if not self._frames or self._waiter is None or self._ended or self._direct is None:
+            return
+        frames, self._frames = self._frames, []
+        if self._direct(frames):
+            if not self._frames:
+                self._release()
+        else:
+            self._frames[:0] = frames
+            self._wake()
 
     def end(self) -> None:
         self._ended = True

@@ -103,6 +103,11 @@ class BytePipe(asyncio.Protocol):
         return self._closing or self._lost
 
     @property
+    def write_paused(self) -> bool:
+        """The transport's send buffer is over its high-water mark: :meth:`drain` would wait."""
+        return self._write_paused
+
+    @property
     def write_buffer_size(self) -> int:
         """Bytes written and not yet taken by the kernel."""
         return 0 if self._transport is None else self._transport.get_write_buffer_size()

@@ -81,3 +81,44 @@ async def test_flag_wakes_waiters_and_survives_a_cancelled_wait() -> None:
     await asyncio.wait_for(waiter, 1)
     assert flag.is_set()
     await asyncio.wait_for(flag.wait(), 1)  # already set: returns at once
+
+
+async def test_direct_writes_what_one_loop_turn_queued_in_one_call() -> None:
+    written: list[list[bytes]] = []
+    box = Outbox(lambda frames: written.append(frames) is None)
+    taker = asyncio.ensure_future(box.take())  # the writer task idles
+    await asyncio.sleep(0)
+    box.put([b"<a/>"])
+    box.put([b"<b/>"])
+    assert written == []  # not before the end of this turn
+    waiter = asyncio.ensure_future(box.written())
+    await asyncio.sleep(0)
+    await asyncio.sleep(0)
+    assert written == [[b"<a/>", b"<b/>"]]
+    assert waiter.done()  # written() covers the direct path
+    assert not taker.done()  # the writer task was never woken
+    box.end()
+    assert await asyncio.wait_for(taker, 1) is None
+
+
+async def test_direct_refusing_hands_the_frames_to_the_writer_in_order() -> None:
+    box = Outbox(lambda frames: False)  # a full send buffer
+    taker = asyncio.ensure_future(box.take())
+    await asyncio.sleep(0)
+    box.put([b"<a/>"])
+    assert await asyncio.wait_for(taker, 1) == [b"<a/>"]
+    box.put([b"<b/>"])  # the writer holds a batch: queued for it, nothing direct
+    box.done_writing()
+    assert await box.take() == [b"<b/>"]
+
+
+async def test_an_end_mark_before_the_direct_write_leaves_the_frames_to_the_writer() -> None:
+    written: list[list[bytes]] = []
+    box = Outbox(lambda frames: written.append(frames) is None)
+    taker = asyncio.ensure_future(box.take())
+    await asyncio.sleep(0)
+    box.put([b"<last/>"])
+    box.end()
+    assert await asyncio.wait_for(taker, 1) == [b"<last/>"]
+    await asyncio.sleep(0)
+    assert written == []
