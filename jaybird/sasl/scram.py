@@ -8,6 +8,7 @@ accounts, and the RFC 5802 §6 downgrade rule checked before scramp sees the mes
 from __future__ import annotations
 
 import enum
+import functools
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -195,6 +196,12 @@ class _ServerState(enum.Enum):
     DONE = enum.auto()
 
 
+@functools.lru_cache(maxsize=16)
+def _mechanism(name: str) -> ScramMechanism:
+    """scramp's mechanism objects hold only their name and hash: one per name serves every exchange."""
+    return ScramMechanism(name)
+
+
 class ServerScram:
     """The server side. Give it the session's channel bindings when the server offers -PLUS at all, even for
     a non-PLUS name: a client sending ``y`` to such a server is the downgrade of RFC 5802 §6 and fails."""
@@ -248,7 +255,7 @@ class ServerScram:
         binding = self._binding
         cb = None if binding is None else (binding.type, binding.data)
         try:
-            self._scram = ScramMechanism(self.name).make_server(lambda _name: stored, cb, s_nonce=self._nonce)
+            self._scram = _mechanism(self.name).make_server(lambda _name: stored, cb, s_nonce=self._nonce)
             self._scram.set_client_first(self._header.without_authzid() + self._first)
             server_first = str(self._scram.get_server_first())
         except ScramException as e:

@@ -15,7 +15,7 @@ import logging
 import ssl
 import time
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Final, Protocol
 
 from jaybird import ns
@@ -168,6 +168,10 @@ class C2SContext:
     router: Router
     tls: ServerTLS
     throttle: FailedLoginThrottle
+    #: The stream configurations connections have needed, by what sets them apart (see C2SConnection).
+    stream_configs: dict[tuple[bool, bool, bool, str | None], ReceivingConfig] = field(
+        default_factory=dict, compare=False, repr=False
+    )
 
 
 class C2SConnection:
@@ -188,17 +192,20 @@ class C2SConnection:
         if framing.framed:
             # RFC 7395 §3.7 / XEP-0206 §8: TLS belongs to HTTP; the HTTP listener refuses an insecure one.
             tls_required = False
-        mechanisms = offered_mechanisms(config.auth.mechanisms)
-        receiving = ReceivingConfig(
-            domains=frozenset(context.hosts),
-            tls_offered=not direct_tls and not framing.framed,
-            tls_required=tls_required,
-            already_secure=direct_tls,
-            mechanisms_secure=mechanisms,
-            mechanisms_plain=tuple(m for m in mechanisms if m != "PLAIN" and not m.endswith("-PLUS")),
-            max_auth_attempts=config.auth.max_attempts,
-            see_other_host=transport.redirect,
-        )
+        key = (tls_required, direct_tls, framing.framed, transport.redirect)
+        receiving = context.stream_configs.get(key)
+        if receiving is None:  # a handful of combinations, each built once
+            mechanisms = offered_mechanisms(config.auth.mechanisms)
+            receiving = context.stream_configs[key] = ReceivingConfig(
+                domains=frozenset(context.hosts),
+                tls_offered=not direct_tls and not framing.framed,
+                tls_required=tls_required,
+                already_secure=direct_tls,
+                mechanisms_secure=mechanisms,
+                mechanisms_plain=tuple(m for m in mechanisms if m != "PLAIN" and not m.endswith("-PLUS")),
+                max_auth_attempts=config.auth.max_attempts,
+                see_other_host=transport.redirect,
+            )
         bindings: tuple[ChannelBinding, ...] = ()
         if direct_tls:
             bindings = self._bindings()

@@ -184,10 +184,22 @@ class VirtualHost:
 def client_stream_features(hosts: Iterable[VirtualHost]) -> tuple[StreamFeature, ...]:
     """The features of a new client stream: the core's, then every host's module features, each advertised only
     on a stream addressed to its host (the machine learns the host from the stream header's ``to``)."""
+    parts = tuple(host.client_features() for host in hosts)
+    # Every connection asks; the answer changes only when a host's features do (the host makes a new tuple).
+    # The last answer keeps its parts alive, so the same objects mean the same answer.
+    if _last_features:
+        known, result = _last_features[0]
+        if len(known) == len(parts) and all(a is b for a, b in zip(known, parts, strict=True)):
+            return result
     features = list(default_features(StreamKind.C2S))
-    for host in hosts:
-        features += host.client_features()
-    return tuple(features)
+    for part in parts:
+        features += part
+    result = tuple(features)
+    _last_features[:] = [(parts, result)]
+    return result
+
+
+_last_features: list[tuple[tuple[tuple[StreamFeature, ...], ...], tuple[StreamFeature, ...]]] = []
 
 
 def _for_domain(feature: StreamFeature, domain: str) -> StreamFeature:
