@@ -6,6 +6,10 @@
 Scenarios: (a) message throughput, (b) logins/s, (c) memory per idle client, (d) latency at a fixed rate,
 (e) presence fan-out. Each server is pinned to core 0 and this process (the load generator) to core 1; CPU
 figures are per cent of one core. Full runs write bench/results/servers.json; --quick runs write nothing.
+
+With (b), jaybird's STARTTLS logins are also measured *paired* with each other server: both run on core 0 at
+the same time under the same login load, so a slow minute of a shared machine weighs on both alike (the rows
+"b paired with ..."). The server CPU per login of such a pair is the steadiest comparison this gives.
 """
 
 from __future__ import annotations
@@ -259,6 +263,56 @@ def prepare(server: BenchServer, scenarios: str, sizes: Sizes, progress: Progres
     return scenarios
 
 
+async def _logins_at_once(servers: Sequence[BenchServer], options: LoginOptions,
+                          sizes: Sizes) -> list[tuple[loadgen.Logins, float]]:  # fmt: skip
+    """The same login load against every server at once: each one's logins and CPU seconds meanwhile."""
+    for server in servers:
+        loadgen.close_all(await loadgen.login_many(server.target, users(200), options))
+    await asyncio.sleep(sizes.settle)
+    meters = [ProcessMeter(server.pid) for server in servers]
+    cpu0 = [meter.cpu_seconds() for meter in meters]
+    runs = await asyncio.gather(*(
+        loadgen.logins(server.target, users(200), options, concurrency=sizes.login_concurrency,
+                       duration=sizes.duration)
+        for server in servers
+    ))  # fmt: skip
+    return [(run, meter.cpu_seconds() - c0) for run, meter, c0 in zip(runs, meters, cpu0, strict=True)]
+
+
+def paired_logins(names: Sequence[str], sizes: Sizes, progress: Progress,
+                  loop: asyncio.AbstractEventLoop) -> dict[str, dict[str, float]]:  # fmt: skip
+    """jaybird and each other server started together on the server core, STARTTLS logins against both at
+    once; per server the logins/s and its CPU per login. Returns figures by server name."""
+    found: dict[str, dict[str, float]] = {}
+    options = LoginOptions(tls=True, mechanism="SCRAM-SHA-1")
+    for other in (n for n in names if n in ("prosody", "ejabberd")):
+        if "jaybird" not in names:
+            break
+        key = f"b paired with {other}: STARTTLS+SCRAM-SHA-1"
+        with tempfile.TemporaryDirectory(prefix="bench-pair-") as workdir:
+            pair: list[tuple[str, BenchServer]] = []
+            try:
+                for name in ("jaybird", other):
+                    server = FACTORIES[name](Path(workdir) / name)
+                    server.start()
+                    pair.append((name, server))
+                    check_pinned(name, server.pid, server.core)
+                    server.ensure_accounts([u for u, _ in users(200)])
+                progress.step(f"paired: jaybird and {other} on one core, STARTTLS logins against both")
+                measured = loop.run_until_complete(_logins_at_once([s for _n, s in pair], options, sizes))
+                for (name, _server), (run, cpu) in zip(pair, measured, strict=True):
+                    found.setdefault(name, {})[f"{key} /s"] = round(run.per_s, 3)
+                    per_login = 1000 * cpu / max(run.count, 1)
+                    found[name][f"{key} server ms CPU/login"] = round(per_login, 3)
+                    progress.step(f"  paired {name}: {run.per_s:,.0f} logins/s, {per_login:.2f} ms CPU per login")
+            except (ServerUnavailable, RuntimeError, TimeoutError, OSError, loadgen.LoginFailed) as exc:
+                progress.step(f"paired with {other}: not measured: {type(exc).__name__}: {exc}")
+            finally:
+                for _name, server in pair:
+                    server.stop()
+    return found
+
+
 def table(results: dict[str, dict[str, float]]) -> str:
     names = list(results)
     keys: list[str] = []
@@ -337,6 +391,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 finally:
                     server.stop()
                     progress.step(f"{name}: stopped")
+        if "b" in scenarios:
+            for name, figures in paired_logins(names, sizes, progress, loop).items():
+                results.setdefault(name, {}).update(figures)
     finally:
         loop.close()
     print()

@@ -27,6 +27,20 @@ def figures(stdout: str) -> dict[str, float]:
     return found
 
 
+def quick_rows(*options: str) -> tuple[dict[str, list[str]], str]:
+    """A --quick run with ``options`` (it must succeed): the rows of its two-server table by figure, and stdout."""
+    result = subprocess.run(
+        [sys.executable, str(BENCH), "--quick", *options], capture_output=True, text=True, timeout=55, check=False
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+    rows = {
+        cells[0]: cells[1:]
+        for line in result.stdout.splitlines()
+        if len(cells := [cell.strip() for cell in line.strip().strip("|").split("|")]) == 4
+    }
+    return rows, result.stdout
+
+
 def test_quick_run_against_prosody(tmp_path: Path) -> None:
     require_binary("prosody")
     out = tmp_path / "servers.json"
@@ -68,24 +82,12 @@ def test_unknown_server_is_refused() -> None:
 
 def test_quick_run_against_jaybird_and_its_workers(tmp_path: Path) -> None:
     """The one-core jaybird row and the two-worker row behind the multi-core figure both still run."""
-    result = subprocess.run(
-        [sys.executable, str(BENCH), "--quick", "--servers", "jaybird,jaybird-2w", "--scenarios", "a,b,c"],
-        capture_output=True,
-        text=True,
-        timeout=55,
-        check=False,
-    )
-    assert result.returncode == 0, result.stdout + result.stderr
-    rows = {
-        cells[0]: cells[1:]
-        for line in result.stdout.splitlines()
-        if len(cells := [cell.strip() for cell in line.strip().strip("|").split("|")]) == 4
-    }
+    rows, stdout = quick_rows("--servers", "jaybird,jaybird-2w", "--scenarios", "a,b,c")
     assert rows["figure"] == ["jaybird", "jaybird-2w", "jaybird-2w/jaybird"]
     for figure in ("a throughput N=10 msg/s", "b logins STARTTLS+SCRAM-SHA-1 /s", "c idle n=30 RSS MB"):
         one, two, _ratio = rows[figure]
         assert float(one.replace(",", "")) > 0 and float(two.replace(",", "")) > 0, figure
-    assert "failed" not in result.stdout
+    assert "failed" not in stdout
 
 
 def test_prosody_variant_with_the_generational_collector(tmp_path: Path) -> None:
@@ -108,3 +110,14 @@ def test_prosody_variant_with_the_generational_collector(tmp_path: Path) -> None
 
     assert options(variant) == [*options(plain), "gc"]
     assert hosts.count("\n") == plain.partition("\nVirtualHost ")[2].count("\n")
+
+
+def test_quick_paired_logins_of_jaybird_and_prosody() -> None:
+    """(b) pairs jaybird with each other server on one core: both rows carry a figure for each server."""
+    require_binary("prosody")
+    rows, stdout = quick_rows("--servers", "prosody,jaybird", "--scenarios", "b")
+    for figure in ("/s", "server ms CPU/login"):
+        prosody, jaybird, ratio = rows[f"b paired with prosody: STARTTLS+SCRAM-SHA-1 {figure}"]
+        assert float(prosody.replace(",", "")) > 0 and float(jaybird.replace(",", "")) > 0
+        assert ratio.endswith("x")
+    assert "paired: jaybird and prosody on one core" in stdout
