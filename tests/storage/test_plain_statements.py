@@ -95,3 +95,72 @@ async def test_statements_built_for_one_call_are_not_kept(storage: SQLStorage) -
         statements.execute(delete(keyvalue).where(keyvalue.c.owner == f"nobody-{n}"), None)
     assert not statements._plain  # each seen once: nothing compiled
     assert len(statements._seen) <= _PlainStatements.LIMIT
+
+
+async def test_a_write_waits_for_another_process_without_stalling_the_loop(tmp_path: Path) -> None:
+    """Another process's write lock (a second worker, `jaybird user add`) makes a write wait, but on the loop:
+    other coroutines keep running meanwhile, and the write lands once the lock is released."""
+    import asyncio
+    import sqlite3
+    import time
+
+    path = tmp_path / "shared.sqlite"
+    opened = await open_storage(f"sqlite:///{path}")
+    assert isinstance(opened, SQLStorage)
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        await opened.kv.set("o", "k", "before")
+        other.execute("BEGIN IMMEDIATE")  # the other process's writer holds the lock
+        ticks = 0
+
+        async def ticker() -> None:
+            nonlocal ticks
+            while True:
+                ticks += 1
+                await asyncio.sleep(0.005)
+
+        ticking = asyncio.create_task(ticker())
+        began = time.monotonic()
+        writing = asyncio.create_task(opened.kv.set("o", "k", "after"))
+        await asyncio.sleep(0.3)
+        assert not writing.done()
+        assert ticks >= 20  # the loop went on: no busy handler sleeping on its thread
+        other.execute("COMMIT")
+        await asyncio.wait_for(writing, 2)
+        assert time.monotonic() - began < 2
+        ticking.cancel()
+        assert await opened.kv.get("o", "k") == "after"
+        # and a transaction (BEGIN IMMEDIATE) waits the same way
+        other.execute("BEGIN IMMEDIATE")
+        created = asyncio.create_task(opened.accounts.create("romeo", "montague.lit", CREDS))
+        await asyncio.sleep(0.05)
+        assert not created.done()
+        other.execute("COMMIT")
+        await asyncio.wait_for(created, 2)
+        assert await opened.accounts.get("romeo", "montague.lit") is not None
+    finally:
+        other.close()
+        await opened.close()
+
+
+async def test_a_write_gives_up_after_the_busy_timeout(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import sqlite3
+
+    from sqlalchemy.exc import OperationalError
+
+    from jaybird.server.storage import sql
+
+    monkeypatch.setattr(sql, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    path = tmp_path / "held.sqlite"
+    opened = await open_storage(f"sqlite:///{path}")
+    other = sqlite3.connect(path, isolation_level=None)
+    try:
+        other.execute("BEGIN IMMEDIATE")
+        with pytest.raises(OperationalError, match="locked"):
+            await opened.kv.set("o", "k", "v")
+        other.execute("ROLLBACK")
+        await opened.kv.set("o", "k", "v")  # the connection is still good
+        assert await opened.kv.get("o", "k") == "v"
+    finally:
+        other.close()
+        await opened.close()

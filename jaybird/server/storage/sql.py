@@ -14,6 +14,7 @@ import contextlib
 import functools
 import logging
 import sqlite3
+import time
 from collections import namedtuple
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from dataclasses import dataclass
@@ -337,9 +338,12 @@ class _InlineSQLite(_Database):
     A statement on an indexed key takes tens of microseconds in SQLite itself; handing it to a driver thread
     and back (aiosqlite) cost ten times that in CPU on the loop (bench/README.md, storage). In WAL mode a
     reader never waits, and this process writes through one connection, so a statement only waits when
-    another process holds the write lock (``jaybird user add`` beside a running server): for at most the
-    busy timeout. The one step that can take long, the WAL checkpoint with its fsync, runs on a worker
-    thread with a connection of its own, a while after writes, never on the loop.
+    another process holds the write lock (another worker process, ``jaybird user add`` beside a running
+    server). That wait is not SQLite's busy handler, which would sleep on the loop's thread and stall every
+    connection of the process: this connection has no busy timeout, and a statement refused as busy is
+    tried again after an asyncio sleep, until the busy timeout has passed. The one step that can take long,
+    the WAL checkpoint with its fsync, runs on a worker thread with a connection of its own, a while after
+    writes, never on the loop.
     """
 
     def __init__(self, url: str) -> None:
@@ -349,6 +353,7 @@ class _InlineSQLite(_Database):
         self._path = str(self.engine.url.database)
         self._conn = self.engine.connect().execution_options(isolation_level="AUTOCOMMIT")
         self._conn.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+        self._conn.exec_driver_sql("PRAGMA busy_timeout=0")  # waits happen in _when_free, off the loop's thread
         raw = self._conn.connection.driver_connection
         assert isinstance(raw, sqlite3.Connection)
         # The driver in autocommit mode (SQLAlchemy's AUTOCOMMIT): a plain statement must not open a transaction.
@@ -361,11 +366,21 @@ class _InlineSQLite(_Database):
         self._checkpoint: asyncio.Task[None] | None = None
 
     async def fetch(self, statement: Executable, params: _Params = None) -> Sequence[Any]:
-        return self._statements.fetch(statement, params)
+        try:
+            return self._statements.fetch(statement, params)
+        except DBAPIError as exc:
+            if not _busy(exc):
+                raise
+        return await _when_free(lambda: self._statements.fetch(statement, params))
 
     async def execute(self, statement: Executable, params: _Params = None) -> int:
         async with self._write_lock:
-            count = self._statements.execute(statement, params)
+            try:
+                count = self._statements.execute(statement, params)
+            except DBAPIError as exc:
+                if not _busy(exc):
+                    raise
+                count = await _when_free(lambda: self._statements.execute(statement, params))
         self._written()
         return count
 
@@ -373,7 +388,7 @@ class _InlineSQLite(_Database):
     async def transaction(self) -> AsyncIterator[_Executor]:
         async with self._write_lock:
             # IMMEDIATE takes the write lock now: a transaction that reads first could not upgrade later.
-            self._conn.exec_driver_sql("BEGIN IMMEDIATE")
+            await _when_free(lambda: self._conn.exec_driver_sql("BEGIN IMMEDIATE"), first_try=True)
             try:
                 yield _InlineTransaction(self._statements)
                 self._conn.exec_driver_sql("COMMIT")
@@ -411,6 +426,29 @@ class _InlineSQLite(_Database):
         # The last connection to close checkpoints the whole WAL into the database file.
         self._conn.close()
         self.engine.dispose()
+
+
+def _busy(exc: DBAPIError) -> bool:
+    """SQLite refused the statement because another connection holds the lock it needs (SQLITE_BUSY)."""
+    return getattr(exc.orig, "sqlite_errorcode", None) == sqlite3.SQLITE_BUSY
+
+
+async def _when_free(run: Callable[[], _T], *, first_try: bool = False) -> _T:
+    """``run`` again and again while SQLite answers busy, sleeping on the loop in between (0.5 ms, doubling up
+    to 20 ms), for at most the busy timeout; then the busy error is raised. With ``first_try`` the first call
+    is made here too."""
+    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_MS / 1000
+    delay = 0.0005
+    if not first_try:
+        await asyncio.sleep(delay)
+    while True:
+        try:
+            return run()
+        except DBAPIError as exc:
+            if not _busy(exc) or time.monotonic() >= deadline:
+                raise
+        await asyncio.sleep(delay)
+        delay = min(2 * delay, 0.02)
 
 
 def _checkpoint(path: str) -> None:
