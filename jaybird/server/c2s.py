@@ -155,6 +155,10 @@ class TCPTransport:
     def close(self) -> None:
         self._pipe.close()
 
+    def abort(self) -> None:
+        """Drop the connection now, unsent bytes included."""
+        self._pipe.abort()
+
     async def wait_closed(self) -> None:
         await self._pipe.wait_closed()
 
@@ -271,6 +275,10 @@ class C2SConnection:
         if self._backlog > MAX_BACKLOG:
             log.warning("%s: the client does not read its stream; closing", self)
             self.close(StreamError(_C.RESOURCE_CONSTRAINT, "too much unread data"))
+            if isinstance(self._transport, TCPTransport):
+                # The close tag queues behind what the client is not reading: waiting for it to drain would keep
+                # the session (and megabytes) for the whole write timeout. The connection is dropped now.
+                self._transport.abort()
 
     @property
     def closing(self) -> bool:

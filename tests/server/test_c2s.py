@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 
 import pytest
 
@@ -255,3 +256,44 @@ async def test_an_idle_clients_parser_is_released_and_rebuilt(
         received = await next_stanza(inbox, timeout=5.0)
         assert isinstance(received, Message) and received.body == "still here" and received.from_ == alice.jid
         assert session._stream.holding_parser
+
+
+async def test_a_client_that_does_not_read_is_closed_and_the_server_goes_on(
+    start_server: ServerFactory, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Writes go out directly while the socket takes them; once it is full the writer task waits on it and the
+    rest queues, up to the backlog limit: then the stream ends (resource-constraint, RFC 6120 §4.9.3.17, which
+    the client could only read after all it left unread), the connection is dropped at once and the session
+    removed, and nothing else on the server stalls."""
+    from bench.loadgen import LoginOptions, Target, login
+
+    monkeypatch.setattr(c2s, "MAX_BACKLOG", 512 * 1024)
+    running = await start_server(
+        toml="[tls]\nrequire_c2s = true\nallow_plain_on_loopback = true\n\n"
+        "[limits]\nc2s_rate_bytes_per_s = 1073741824\n"  # the sender at full speed
+    )
+    romeo = await running.add_user("romeo", PASSWORD)
+    juliet = await running.add_user("juliet", PASSWORD)
+    silent = await login(
+        Target("127.0.0.1", running.port, "localhost"), "romeo", PASSWORD, LoginOptions(presence=False)
+    )
+    host = running.server.hosts["localhost"]
+    try:
+        async with running.client(juliet, PASSWORD) as client:
+            body = "x" * 100_000
+            async with asyncio.timeout(20):
+                for _ in range(300):  # up to 30 MB: more than both sockets' buffers and the backlog limit
+                    await client.send(Message.build(to=silent.jid, type=MessageType.CHAT, body=body))
+                    if not host.sessions.of(romeo):
+                        break
+                while host.sessions.of(romeo):
+                    await asyncio.sleep(0.05)
+            async with asyncio.timeout(5):
+                await barrier(client)  # the server still answers everyone else
+        # Dropped, not left to drain: what the client finally reads ends in EOF or a reset, within seconds.
+        with contextlib.suppress(ConnectionResetError):
+            async with asyncio.timeout(5):
+                while await silent.reader.read(1 << 20):
+                    pass
+    finally:
+        silent.writer.close()
