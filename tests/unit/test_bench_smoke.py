@@ -57,6 +57,7 @@ def test_quick_run_against_prosody(tmp_path: Path) -> None:
     table = figures(result.stdout)
     assert table["a throughput N=10 msg/s"] > 0
     assert table["b logins STARTTLS+SCRAM-SHA-1 /s"] > 0
+    assert table["b logins plain+SCRAM-SHA-1 /s"] > 0
     assert table["b logins plain+PLAIN /s"] > 0
     assert table["c idle n=30 RSS MB"] > 0
     assert 0 < table["d latency at 200 msg/s p50 ms"] <= table["d latency at 200 msg/s p99 ms"]
@@ -84,7 +85,12 @@ def test_quick_run_against_jaybird_and_its_workers(tmp_path: Path) -> None:
     """The one-core jaybird row and the two-worker row behind the multi-core figure both still run."""
     rows, stdout = quick_rows("--servers", "jaybird,jaybird-2w", "--scenarios", "a,b,c")
     assert rows["figure"] == ["jaybird", "jaybird-2w", "jaybird-2w/jaybird"]
-    for figure in ("a throughput N=10 msg/s", "b logins STARTTLS+SCRAM-SHA-1 /s", "c idle n=30 RSS MB"):
+    for figure in (
+        "a throughput N=10 msg/s",
+        "b logins STARTTLS+SCRAM-SHA-1 /s",
+        "b logins plain+SCRAM-SHA-1 /s",
+        "c idle n=30 RSS MB",
+    ):
         one, two, _ratio = rows[figure]
         assert float(one.replace(",", "")) > 0 and float(two.replace(",", "")) > 0, figure
     assert "failed" not in stdout
