@@ -15,40 +15,30 @@ _LEVELS = {"debug": logging.DEBUG, "info": logging.INFO, "warning": logging.WARN
 TEXT_FORMAT = "%(asctime)s %(levelname)-7s %(name)s: %(message)s"
 
 
-class _SecondCache:
+class _SecondCachingFormatter(logging.Formatter):
     """``formatTime`` without ``strftime`` for every record: the text of the current second is kept."""
 
-    def __init__(self) -> None:
+    def __init__(self, fmt: str | None = None) -> None:
+        super().__init__(fmt)
         self._second = -1
         self._text = ""
 
-    def text(self, formatter: logging.Formatter, record: logging.LogRecord) -> str:
+    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
         second = int(record.created)
         if second != self._second:
-            self._second, self._text = second, time.strftime(formatter.default_time_format, formatter.converter(second))
+            self._second, self._text = second, time.strftime(self.default_time_format, self.converter(second))
         return f"{self._text},{int(record.msecs):03d}"
 
 
-class TextFormatter(logging.Formatter):
+class TextFormatter(_SecondCachingFormatter):
     """The text lines (:data:`TEXT_FORMAT`)."""
 
     def __init__(self) -> None:
         super().__init__(TEXT_FORMAT)
-        self._seconds = _SecondCache()
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self._seconds.text(self, record)
 
 
-class JSONFormatter(logging.Formatter):
+class JSONFormatter(_SecondCachingFormatter):
     """One JSON object per line, for log collectors."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self._seconds = _SecondCache()
-
-    def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:
-        return self._seconds.text(self, record)
 
     def format(self, record: logging.LogRecord) -> str:
         entry = {

@@ -628,7 +628,7 @@ class XMPPStream:
         if cached is None:
             if len(_FEATURES_TEXT) >= _FEATURES_TEXT_MAX:
                 _FEATURES_TEXT.clear()
-            features = Element(_STREAM_FEATURES, children=list(children))
+            features = Element(_STREAM_FEATURES, children=children)
             text = serialize(
                 features, default_ns=self._default_ns, content_ns=self._content_ns, prefixes=self._prefixes
             )
