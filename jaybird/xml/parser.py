@@ -105,6 +105,83 @@ def _fail(condition: StreamErrorCondition, text: str) -> RemoteProtocolError:
     return RemoteProtocolError(StreamError(condition, text))
 
 
+def _qualify(name: str, content_ns: str | None) -> str:
+    """expat's ``namespace}local`` in Clark notation; the stream's content namespace reported as jabber:client."""
+    if _SEP not in name or name[0] == "{":
+        return name
+    namespace, local = name.split(_SEP, 1)
+    if namespace == content_ns:
+        namespace = ns.CLIENT
+    return "{" + namespace + "}" + local
+
+
+#: Names (namespace, local) every login and chat sends, in both roles: put into expat's name table when a
+#: root opens (see ``root_start``). An empty namespace is an unprefixed attribute.
+_COMMON_NAMES: tuple[tuple[str, str], ...] = (
+    *(
+        (ns.CLIENT, local)
+        for local in ("iq", "message", "presence", "body", "thread", "subject", "show", "status", "priority", "error")
+    ),
+    *(
+        ("", local)
+        for local in (
+            "to",
+            "from",
+            "id",
+            "type",
+            "version",
+            "mechanism",
+            "jid",
+            "name",
+            "subscription",
+            "ask",
+            "ver",
+            "node",
+            "hash",
+            "h",
+            "resume",
+            "previd",
+            "var",
+            "category",
+            "max",
+        )
+    ),
+    (ns.XML, "lang"),
+    *((ns.STREAM, local) for local in ("features", "error")),
+    *((ns.TLS, local) for local in ("starttls", "proceed", "required")),
+    *(
+        (ns.SASL, local)
+        for local in ("auth", "response", "challenge", "success", "failure", "abort", "mechanisms", "mechanism")
+    ),
+    *((ns.BIND, local) for local in ("bind", "resource", "jid")),
+    (ns.SESSION, "session"),
+    *(("jabber:iq:roster", local) for local in ("query", "item", "group")),
+    *(("http://jabber.org/protocol/disco#info", local) for local in ("query", "identity", "feature")),
+    ("http://jabber.org/protocol/disco#items", "query"),
+    ("http://jabber.org/protocol/caps", "c"),
+    *(("urn:xmpp:sm:3", local) for local in ("sm", "enable", "enabled", "r", "a", "resume", "resumed")),
+    *(("urn:xmpp:carbons:2", local) for local in ("enable", "received", "sent", "private")),
+    *(("http://jabber.org/protocol/chatstates", local) for local in ("active", "composing", "paused")),
+    *(("urn:xmpp:receipts", local) for local in ("request", "received")),
+    ("urn:xmpp:sid:0", "origin-id"),
+    ("urn:xmpp:ping", "ping"),
+)
+_COMMON_TABLES: dict[str | None, dict[str, str]] = {}
+
+
+def _common_names(content_ns: str | None) -> dict[str, str]:
+    """expat name-table entries (``namespace}local`` -> Clark) for :data:`_COMMON_NAMES` in a stream whose
+    content namespace is ``content_ns`` (None or one of the few stanza namespaces: a bounded cache)."""
+    table = _COMMON_TABLES.get(content_ns)
+    if table is None:
+        names = list(_COMMON_NAMES)
+        if content_ns is not None and content_ns != ns.CLIENT:  # jabber:server or a component's: same stanzas
+            names += [(content_ns, local) for namespace, local in _COMMON_NAMES if namespace == ns.CLIENT]
+        keys = (namespace + _SEP + local if namespace else local for namespace, local in names)
+        table = _COMMON_TABLES[content_ns] = {key: _qualify(key, content_ns) for key in keys}
+    return table
+
+
 def _clark_attrs(attrs: dict[str, str]) -> dict[str, str]:
     return {("{" + key if _SEP in key else key): value for key, value in attrs.items()}
 
@@ -163,7 +240,9 @@ class XMLStreamParser:
         self._stanza: Element | None = None
         self._stanza_start = 0
         self._fed = 0
-        self._opening = b""  # the root start tag to replay into a rebuilt parser; empty until the root opened
+        # what a rebuilt parser must read first: the root's (name, default namespace, prefixes); None until the
+        # root opened. Kept as parts: the tag is written only when a parser is rebuilt, rarely.
+        self._opening: tuple[str, str | None, Mapping[str, str]] | None = None
         self._recycle = False
         self._parser: pyexpat.XMLParserType | None = self._new_document()
 
@@ -178,7 +257,8 @@ class XMLStreamParser:
             raise RemoteProtocolError(self._error)
         parser = self._parser
         if parser is None:
-            parser = self._parser = self._new_document(self._opening)
+            opening = self._opening
+            parser = self._parser = self._new_document(b"" if opening is None else _start_tag(*opening))
         step = self._max_stanza_bytes
         try:
             if len(data) <= step:
@@ -216,7 +296,7 @@ class XMLStreamParser:
         """Forget the current document: a new one (a new stream header) follows (RFC 6120 §4.3.3)."""
         self._events.clear()
         self._stack.clear()
-        self._opening = b""
+        self._opening = None
         self._parser = self._new_document()
 
     def release(self) -> bool:
@@ -233,7 +313,7 @@ class XMLStreamParser:
             return True
         if self._error is not None or self._stack or parser.CurrentByteIndex != self._fed:
             return False
-        if not self._opening and self._root is not None:
+        if self._opening is None and self._root is not None:
             return False
         if parser.buffer_used:  # whitespace between stanzas, not yet handed over: check it now
             try:
@@ -299,28 +379,28 @@ class XMLStreamParser:
         current: list[Element | str] | None = None  # the innermost one
 
         def qualify(name: str) -> str:
-            if _SEP not in name or name[0] == "{":
-                return name
-            namespace, local = name.split(_SEP, 1)
-            if namespace == content_ns[0]:
-                namespace = ns.CLIENT
-            return "{" + namespace + "}" + local
+            return _qualify(name, content_ns[0])
 
-        def learn(name: str, attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
-            """expat met names it had not seen: convert them, and teach expat to hand them over converted.
+        def convert_new_names() -> None:
+            """Teach expat to hand over the names it met since the last call in Clark notation.
 
             expat looks every name up in its intern table and returns the table's value, so storing the Clark
             form there makes it deliver element and attribute names ready to use, with no work per element.
             """
             nonlocal known
-            if len(interned) > _NAME_CACHE_SIZE:  # a peer inventing names must not grow the tables forever:
-                interned.clear()  # ours now, expat's own (which only a new parser drops) after this feed
-                self._recycle = True
             fresh = list(islice(reversed(interned), len(interned) - known)) if known <= len(interned) else None
             for key in interned if fresh is None else fresh:
                 if type(key) is str:  # namespace declarations on the root put None (no prefix) there too
                     interned[key] = qualify(key)
             known = len(interned)
+
+        def learn(name: str, attrs: dict[str, str]) -> tuple[str, dict[str, str]]:
+            """expat met names it had not seen: convert them (and the element's name and attributes, which it
+            already looked up)."""
+            if len(interned) > _NAME_CACHE_SIZE:  # a peer inventing names must not grow the tables forever:
+                interned.clear()  # ours now, expat's own (which only a new parser drops) after this feed
+                self._recycle = True
+            convert_new_names()
             if attrs and _SEP in "".join(attrs):
                 attrs = {qualify(key): value for key, value in attrs.items()}
             return qualify(name), attrs
@@ -379,6 +459,7 @@ class XMLStreamParser:
             declared[prefix] = uri
 
         def root_start(name: str, attrs: dict[str, str]) -> None:
+            nonlocal known
             qualified = "{" + name if _SEP in name else name
             if root is not None and qualified != root:
                 expected_ns, expected_local = ns.split(root)
@@ -392,11 +473,19 @@ class XMLStreamParser:
             prefixes = {prefix: uri for prefix, uri in declared.items() if prefix is not None and uri}
             if default_ns in ns.STANZA_NAMESPACES:
                 content_ns[0] = default_ns
+            # The root's own names are converted, then the names of a login and a chat are added ready-made:
+            # each stream restart starts an empty table, and learning them one stanza at a time cost more than
+            # the rest of the restart. Every entry is exactly what learning it would have stored. (Only names
+            # with a namespace change; the root's prefixes, namespaces and plain attribute names stay as they are.)
+            for key in [key for key in interned if type(key) is str and _SEP in key]:
+                interned[key] = qualify(key)
+            interned.update(_common_names(content_ns[0]))
+            known = len(interned)
             parser.StartNamespaceDeclHandler = None
             parser.StartElementHandler = start
             if root is not None and not replay:
                 events.append(StreamOpened(qualified, _clark_attrs(attrs), default_ns, prefixes))
-                self._opening = _start_tag(qualified, default_ns, prefixes)
+                self._opening = (qualified, default_ns, prefixes)
 
         parser.StartNamespaceDeclHandler = namespace_declared
         parser.StartElementHandler = root_start

@@ -204,6 +204,42 @@ def test_content_namespace_maps_to_jabber_client(content_ns: str) -> None:
     assert result == Element(ns.clark(ns.DIALBACK, "result"), {"from": "b", "to": "d"}, text="key")
 
 
+def common_names_document(content_ns: str) -> bytes:
+    """Every name of the parser's ready-made table, in and out of the stream's content namespace."""
+    from jaybird.xml import parser as module
+
+    parts = []
+    for namespace, local in module._COMMON_NAMES:
+        if namespace == ns.XML:
+            parts.append(f"<message xml:{local}='v'/>")
+        elif namespace:
+            parts.append(f"<{local} xmlns='{namespace}'/><{local} xmlns='{content_ns}'/>")
+        else:
+            parts.append(f"<message {local}='v' xmlns:o='urn:o' o:{local}='w'/>")
+    return f"<stream:stream xmlns='{content_ns}' {STREAM_NS} xml:lang='en'>{''.join(parts)}".encode()
+
+
+@pytest.mark.parametrize("content_ns", [ns.CLIENT, ns.SERVER, ns.COMPONENT_ACCEPT, "jabber:foo"])
+def test_the_ready_made_name_table_gives_what_learning_gives(content_ns: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    data = common_names_document(content_ns)
+    seeded = XMLStreamParser().feed(data)
+    monkeypatch.setattr("jaybird.xml.parser._common_names", lambda content_ns: {})
+    learned = XMLStreamParser().feed(data)
+    assert seeded == learned
+    assert len(stanzas(seeded)) > 100
+
+
+def test_a_namespace_containing_the_name_separator_is_refused() -> None:
+    # expat keeps namespaces and names in one table, "ns}local": a namespace "urn:a}b" would read as element b
+    # of urn:a there. expat refuses such a declaration, so the two can never be confused.
+    data = f"<stream:stream xmlns='jabber:client' {STREAM_NS} xmlns:u='urn:a}}b'>".encode()
+    assert error_of(data) is C.NOT_WELL_FORMED
+    parser = XMLStreamParser()
+    parser.feed(HEADER)
+    with pytest.raises(RemoteProtocolError):
+        parser.feed(b"<message xmlns:u='urn:a}b'/>")
+
+
 def test_a_foreign_default_namespace_is_not_mapped() -> None:
     events = XMLStreamParser().feed(f"<stream:stream xmlns='jabber:foo' {STREAM_NS}><a/>".encode())
     assert isinstance(events[0], StreamOpened) and events[0].default_ns == "jabber:foo"
