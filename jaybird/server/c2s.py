@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import ipaddress
 import logging
 import ssl
@@ -69,6 +70,7 @@ def peer_label(peer: tuple[str, int] | None) -> str:
     return f"[{peer[0]}]:{peer[1]}" if ":" in peer[0] else f"{peer[0]}:{peer[1]}"
 
 
+@functools.lru_cache(maxsize=1024)  # every connection asks; parsing the address was 1 % of a login
 def is_loopback(ip: str) -> bool:
     try:
         return ipaddress.ip_address(ip.split("%", 1)[0]).is_loopback
@@ -220,9 +222,13 @@ class C2SConnection:
             channel_binding=bindings or None,
             framing=framing,
         )
-        # A TCP connection is written directly at the end of the loop turn that produced the frames; the writer
-        # task then only waits for a full send buffer and closes. WebSocket and BOSH send in their drain().
-        self._outbox = Outbox(self._write_direct if isinstance(transport, TCPTransport) else None)
+        # A TCP connection is written directly at the end of the loop turn that produced the frames; a writer
+        # task is started only for a full send buffer or a close from outside, and otherwise the connection's
+        # own task writes the end. WebSocket and BOSH send in their drain(), from a writer task for each.
+        direct = isinstance(transport, TCPTransport)
+        self._outbox = Outbox(self._write_direct, self._start_writer) if direct else Outbox()
+        self._writer: asyncio.Task[None] | None = None
+        self._task: asyncio.Task[Any] | None = None  # the one running run()
         self._backlog = 0
         self._writer_done = False
         self._end_queued = False
@@ -304,19 +310,32 @@ class C2SConnection:
     # -- running ------------------------------------------------------------------------------------------------
     async def run(self) -> None:
         """Serve the connection until it ends; never raises except on cancellation."""
+        self._task = asyncio.current_task()
         self._watch()
+        if self._outbox.direct is None:
+            self._start_writer()
         try:
-            async with asyncio.TaskGroup() as group:
-                group.create_task(self._write_loop(), name=f"c2s writer {self.peer}")
-                try:
-                    await self._read_loop()
-                finally:
-                    self._end_writes()
+            try:
+                await self._read_loop()
+            finally:
+                self._end_writes()
+            if self._writer is None:
+                await self._write_loop()  # the rest (the close tag, the closing handshake) is written from here
+            else:
+                await self._writer
         except Exception:
             log.exception("%s: connection failed", self)
             self.reason = self.reason or "internal error"
         finally:
+            writer = self._writer
+            if writer is not None and not writer.done():  # an error or a cancellation ended the reading
+                writer.cancel()
+                await asyncio.wait([writer])
             await self._finish()
+
+    def _start_writer(self) -> None:
+        if self._writer is None:
+            self._writer = asyncio.get_running_loop().create_task(self._write_loop(), name=f"c2s writer {self.peer}")
 
     async def _finish(self) -> None:
         if self._watchdog is not None:
@@ -345,7 +364,8 @@ class C2SConnection:
         now = time.monotonic()
         due = self.last_received + self._ctx.config.limits.idle_timeout_s
         if not self._ready:
-            due = min(due, self._deadline)
+            # also no later than a parser release could be due once ready: the session then needs no new timer
+            due = min(due, self._deadline, self.last_received + PARSER_RELEASE_AFTER_S)
         elif self._stream.holding_parser:
             release_at = self.last_received + PARSER_RELEASE_AFTER_S
             if now < release_at:
@@ -426,6 +446,10 @@ class C2SConnection:
             self._end_queued = True
             self._stop_reading.set()
             self._outbox.end()
+            if self._writer is None and asyncio.current_task() is not self._task:
+                # Closed from outside (a timer, another session): the reading task may wait for data a long
+                # time yet, so a writer sends the close tag now. From inside, run() writes it once reading ends.
+                self._start_writer()
 
     async def _write_loop(self) -> None:
         timeout = self._ctx.config.limits.idle_timeout_s
@@ -564,10 +588,7 @@ class C2SConnection:
         return self._stream.complete_bind(jid)
 
     async def _on_ready(self) -> None:
-        self._ready = True
-        if self._watchdog is not None:  # armed for the negotiation deadline: from now on, idleness counts
-            self._watchdog.cancel()
-            self._watch()
+        self._ready = True  # the watchdog, armed no later than anything due once ready, now counts idleness
         log.info("%s: session bound from %s, authenticated as %s (%s)", self, self.peer, self.jid.bare, self._mechanism)
         await self.host.hooks.fire(SessionStarted(self))
 

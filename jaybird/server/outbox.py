@@ -46,35 +46,56 @@ class Outbox:
     for something if need be, and None once the outbox is ended and empty; ``written`` waits until the writer
     has taken and finished everything queued (``done_writing``) or has stopped (``abandon``).
 
-    With ``direct``, the writer task is only the slow path: while it idles, what is put in one turn of the
-    event loop is handed to ``direct`` at the end of that turn (one callback, one write, no task switch).
-    ``direct`` returns False when it cannot take the frames now (the transport is full); the writer task is
-    then woken to write them and wait for the transport.
+    With ``direct``, the writer is only the slow path: while there is none, or it idles, what is put in one
+    turn of the event loop is handed to ``direct`` at the end of that turn (one callback, one write, no task
+    switch). ``direct`` returns False when it cannot take the frames now (the transport is full); the writer is
+    then woken to write them and wait for the transport, or, if there is none yet, ``start_writer`` is called
+    to start one. A writer is whoever calls :meth:`take`.
     """
 
-    __slots__ = ("_direct", "_ended", "_flushed", "_frames", "_scheduled", "_taken", "_waiter")
+    __slots__ = (
+        "_direct",
+        "_ended",
+        "_flushed",
+        "_frames",
+        "_scheduled",
+        "_start_writer",
+        "_taken",
+        "_waiter",
+        "_writing",
+    )
 
-    def __init__(self, direct: Callable[[list[bytes]], bool] | None = None) -> None:
+    def __init__(
+        self,
+        direct: Callable[[list[bytes]], bool] | None = None,
+        start_writer: Callable[[], None] | None = None,
+    ) -> None:
         self._frames: list[bytes] = []
         self._ended = False
         self._taken = False  # the writer holds a batch it has not finished writing
         self._waiter: asyncio.Future[None] | None = None
         self._flushed: asyncio.Future[None] | None = None
         self._direct = direct
+        self._start_writer = start_writer
+        self._writing = False  # a writer exists (it called take, or was asked to start)
         self._scheduled = False  # a direct write is due at the end of this loop turn
+
+    @property
+    def direct(self) -> Callable[[list[bytes]], bool] | None:
+        return self._direct
 
     def put(self, frames: list[bytes]) -> None:
         self._frames += frames
-        if self._direct is None or self._waiter is None or self._ended:
-            self._wake()
+        if self._direct is None or self._ended or (self._writing and self._waiter is None):
+            self._wake()  # (a busy writer takes them with its next batch)
         elif not self._scheduled:
             self._scheduled = True
             asyncio.get_running_loop().call_soon(self._write_direct)
 
     def _write_direct(self) -> None:
         self._scheduled = False
-        # The writer may have been woken meanwhile (an end mark): then it writes, in order, what is queued.
-        if not self._frames or self._waiter is None or self._ended or self._direct is None:
+        # The writer may have got busy meanwhile, or an end mark come: then it writes, in order, what is queued.
+        if not self._frames or self._ended or self._direct is None or (self._writing and self._waiter is None):
             return
         frames, self._frames = self._frames, []
         if self._direct(frames):
@@ -82,7 +103,11 @@ class Outbox:
                 self._release()
         else:
             self._frames[:0] = frames
-            self._wake()
+            if self._writing:
+                self._wake()
+            elif self._start_writer is not None:
+                self._writing = True
+                self._start_writer()
 
     def end(self) -> None:
         self._ended = True
@@ -94,6 +119,7 @@ class Outbox:
             waiter.set_result(None)
 
     async def take(self) -> list[bytes] | None:
+        self._writing = True
         while not self._frames:
             if self._ended:
                 return None

@@ -122,3 +122,40 @@ async def test_an_end_mark_before_the_direct_write_leaves_the_frames_to_the_writ
     assert await asyncio.wait_for(taker, 1) == [b"<last/>"]
     await asyncio.sleep(0)
     assert written == []
+
+
+async def test_without_a_writer_the_direct_path_writes_and_no_writer_is_started() -> None:
+    written: list[list[bytes]] = []
+    started: list[bool] = []
+    box = Outbox(lambda frames: written.append(frames) is None, lambda: started.append(True))
+    box.put([b"<a/>"])
+    box.put([b"<b/>"])
+    await asyncio.sleep(0)
+    assert written == [[b"<a/>", b"<b/>"]] and started == []
+    await asyncio.wait_for(box.written(), 1)
+
+
+async def test_a_full_transport_without_a_writer_starts_one_that_gets_the_frames_in_order() -> None:
+    started: list[asyncio.Task[list[bytes] | None]] = []
+    box = Outbox(lambda frames: False, lambda: started.append(asyncio.ensure_future(box.take())))
+    box.put([b"<a/>"])
+    await asyncio.sleep(0)
+    box.put([b"<b/>"])  # queued behind the refused frames
+    assert len(started) == 1
+    assert await asyncio.wait_for(started[0], 1) == [b"<a/>", b"<b/>"]
+    box.put([b"<c/>"])  # the writer holds a batch: nothing direct, no second writer
+    await asyncio.sleep(0)
+    assert len(started) == 1
+    box.done_writing()
+    assert await box.take() == [b"<c/>"]
+
+
+async def test_an_end_mark_without_a_writer_leaves_everything_to_the_one_who_takes() -> None:
+    written: list[list[bytes]] = []
+    box = Outbox(lambda frames: written.append(frames) is None, lambda: None)
+    box.put([b"<last/>"])
+    box.end()
+    await asyncio.sleep(0)
+    assert written == []
+    assert await box.take() == [b"<last/>"]
+    assert await box.take() is None
