@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import enum
 import functools
+import secrets
 from collections.abc import Sequence
 from typing import Any, Final
 
@@ -34,6 +35,9 @@ SCRAM_NAMES: Final = tuple(f"{m}-PLUS" for m in SCRAM_MECHANISMS) + SCRAM_MECHAN
 #: What scramp 1.5 accepts; it refuses "tls-exporter" (RFC 9266), which the stdlib cannot compute anyway.
 SUPPORTED_CHANNEL_BINDING_TYPES: Final = ("tls-server-end-point", "tls-unique")
 MIN_ITERATIONS: Final = 4096  # RFC 7677 §4
+#: Random bytes in the server's part of the nonce (RFC 5802 §5.1 "r"), sent in URL-safe base64: 144 bits, 24
+#: characters. scramp's own default is 64 hex characters, which it then checks one by one at every step.
+SERVER_NONCE_BYTES: Final = 18
 
 _C = SASLCondition
 # scramp's RFC 5802 server-error values -> RFC 6120 §6.5 conditions.
@@ -222,7 +226,7 @@ class ServerScram:
         self.name = name
         self._plus = name.endswith("-PLUS")
         self._bindings = tuple(channel_bindings)
-        self._nonce = nonce
+        self._nonce = secrets.token_urlsafe(SERVER_NONCE_BYTES) if nonce is None else nonce
         self._decoy_key = decoy_key
         self._state = _ServerState.START
         self._header = Gs2Header("n")

@@ -660,7 +660,8 @@ class XMPPStream:
             ctx.identity = step.identity
         if step.jid is not None:
             ctx.jid = step.jid
-        ctx.state |= step.gained
+        if step.gained:  # (most steps gain nothing; a Flag operation builds a new member each time)
+            ctx.state |= step.gained
         if step.error is not None:
             raise RemoteProtocolError(step.error)
         if step.failure is not None:

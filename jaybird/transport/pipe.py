@@ -309,8 +309,8 @@ class BytePipe(asyncio.Protocol):
                 waiter.set_exception(exc)
 
     def _tls_read(self) -> None:
-        tls = self._tls
-        assert tls is not None
+        tls, incoming = self._tls, self._incoming
+        assert tls is not None and incoming is not None
         chunks: list[bytes] = []
         closed = False
         try:
@@ -320,6 +320,8 @@ class BytePipe(asyncio.Protocol):
                     closed = True
                     break
                 chunks.append(chunk)
+                if not incoming.pending and not tls.pending():
+                    break  # all read: asking again would only raise SSLWantReadError (a third of the cost)
         except ssl.SSLWantReadError:
             pass
         except ssl.SSLZeroReturnError:

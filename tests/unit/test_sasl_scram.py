@@ -412,3 +412,19 @@ def test_independent_client_with_authzid_and_tls_unique() -> None:
     done = server.respond(mech.process(step.data))
     assert isinstance(done, Success) and done.authzid == "romeo@example.net"
     mech.process(done.additional)  # slixmpp verifies our server signature; raises if wrong
+
+
+def test_the_server_nonce_is_fresh_random_printable_text_after_the_client_nonce() -> None:
+    # RFC 5802 §5.1 "r": the client's nonce followed by the server's random printable characters (no ",").
+    nonces = []
+    for _ in range(2):
+        server = ServerScram("SCRAM-SHA-1")
+        assert isinstance(server.start(b"n,,n=juliet,r=abc"), NeedCredentials)
+        challenge = server.provide(STORE.get("juliet"))
+        assert isinstance(challenge, Challenge)
+        nonce = dict(part.split("=", 1) for part in challenge.data.decode().split(","))["r"]
+        assert nonce.startswith("abc")
+        nonces.append(nonce[3:])
+    assert nonces[0] != nonces[1]
+    for nonce in nonces:
+        assert len(nonce) >= 24 and all(0x21 <= ord(c) <= 0x7E and c != "," for c in nonce)

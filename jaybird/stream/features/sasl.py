@@ -115,7 +115,7 @@ def _element(name: str, data: bytes | None, attrs: dict[str, str] | None = None)
 def _policy(ctx: NegotiationContext) -> tuple[bool, tuple[str, ...], bool]:
     """(secure, channel-binding types, PLAIN allowed without TLS) for the SASL package's offer/factory."""
     config = ctx.receiving
-    secure = bool(ctx.state & SessionState.SECURE)
+    secure = SessionState.SECURE in ctx.state
     types = tuple(binding.type for binding in ctx.channel_bindings)
     return secure, types, "PLAIN" in config.mechanisms_plain
 
