@@ -143,6 +143,10 @@ class Outbox:
         self._frames = []
         self._ended = True
         self._taken = False
+        # Nothing goes out any more: the callbacks (bound methods of the connection, which holds this outbox)
+        # are dropped, so the connection is freed as soon as it is let go, not by the garbage collector.
+        self._direct = None
+        self._start_writer = None
         self._release()
 
     def _release(self) -> None:

@@ -277,6 +277,10 @@ class XMPPStream:
         build it again. True when released. For a long-idle connection: an expat parser holds ~20 KB."""
         return self._parser.release()
 
+    def discard_parser(self) -> None:
+        """The connection is over: free the XML parser now rather than at the next garbage collection."""
+        self._parser.close()
+
     # -- bytes in, events out -----------------------------------------------------------------------------------
     def receive_data(self, data: bytes) -> list[Event]:
         """Feed bytes read from the transport (after TLS decryption); return what happened."""

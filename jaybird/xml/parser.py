@@ -297,7 +297,20 @@ class XMLStreamParser:
         self._events.clear()
         self._stack.clear()
         self._opening = None
+        if self._parser is not None:
+            _retire(self._parser)
         self._parser = self._new_document()
+
+    def close(self) -> None:
+        """The stream is over: free the expat parser now. (Its handlers are closures over it and over this
+        object, a reference cycle that only the garbage collector would otherwise free, with everything the
+        connection holds.) A later :meth:`feed` starts a new document."""
+        if self._parser is not None:
+            _retire(self._parser)
+            self._parser = None
+        self._opening = None
+        self._stack.clear()
+        self._stanza = None
 
     def release(self) -> bool:
         """Free the expat parser between two stanzas; the next :meth:`feed` builds a new one and replays the
@@ -321,6 +334,7 @@ class XMLStreamParser:
             except RemoteProtocolError as exc:
                 self._error = exc.error
                 return False
+        _retire(parser)
         self._parser = None
         self._recycle = False
         return True
@@ -517,6 +531,14 @@ class XMLStreamParser:
         parser.CommentHandler = _REFUSE_COMMENT
         parser.ProcessingInstructionHandler = _REFUSE_PI
         parser.XmlDeclHandler = _xml_declaration
+
+
+def _retire(parser: pyexpat.XMLParserType) -> None:
+    """Drop the handlers of a parser no longer used: they are closures over it (see ``_new_document``)."""
+    parser.StartElementHandler = None
+    parser.EndElementHandler = None
+    parser.CharacterDataHandler = None
+    parser.StartNamespaceDeclHandler = None
 
 
 def _refuse(what: str) -> Callable[..., None]:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import gc
 import itertools
 import time
 
@@ -618,3 +619,21 @@ def test_byte_limit_still_holds_after_a_release() -> None:
     with pytest.raises(RemoteProtocolError) as info:
         parser.feed(b"<message>" + b"x" * 200 + b"</message>")
     assert info.value.error.condition is C.POLICY_VIOLATION
+
+
+def test_a_retired_expat_parser_is_freed_without_the_garbage_collector() -> None:
+    # Its handlers are closures over it: a restart, a release and close() drop them, so refcounting frees it.
+    gc.collect()
+    gc.disable()
+    try:
+        parser = XMLStreamParser()
+        parser.feed(HEADER + b"<message><body>hi</body></message>")
+        parser.reset()
+        parser.feed(HEADER)
+        assert parser.release()
+        parser.feed(b"<presence/>")
+        parser.close()
+        del parser
+        assert gc.collect() == 0
+    finally:
+        gc.enable()
