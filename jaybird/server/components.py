@@ -191,6 +191,7 @@ class ComponentConnection:
             self.reason = self.reason or "internal error"
         finally:
             self._release()
+            self._stream.discard_parser()  # (a reference cycle otherwise: see XMLStreamParser.close)
             if not self._writer.is_closing():
                 self._writer.close()
             log.info("%s: closed (%s)", self, self.reason or "connection lost")

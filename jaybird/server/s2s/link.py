@@ -120,6 +120,7 @@ class Link:
             self._ended.set()
             with contextlib.suppress(Exception):
                 self.flush()
+            self.stream.discard_parser()  # (a reference cycle otherwise: see XMLStreamParser.close)
             self._pipe.close()
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(1.0):
