@@ -404,7 +404,9 @@ class XMLStreamParser:
             nonlocal known
             fresh = list(islice(reversed(interned), len(interned) - known)) if known <= len(interned) else None
             for key in interned if fresh is None else fresh:
-                if type(key) is str:  # namespace declarations on the root put None (no prefix) there too
+                # (namespace declarations on the root put None (no prefix) there too; a name without a
+                # namespace is already what it should be)
+                if type(key) is str and _SEP in key:
                     interned[key] = qualify(key)
             known = len(interned)
 
@@ -489,10 +491,8 @@ class XMLStreamParser:
                 content_ns[0] = default_ns
             # The root's own names are converted, then the names of a login and a chat are added ready-made:
             # each stream restart starts an empty table, and learning them one stanza at a time cost more than
-            # the rest of the restart. Every entry is exactly what learning it would have stored. (Only names
-            # with a namespace change; the root's prefixes, namespaces and plain attribute names stay as they are.)
-            for key in [key for key in interned if type(key) is str and _SEP in key]:
-                interned[key] = qualify(key)
+            # the rest of the restart. Every entry is exactly what learning it would have stored.
+            convert_new_names()
             interned.update(_common_names(content_ns[0]))
             known = len(interned)
             parser.StartNamespaceDeclHandler = None
